@@ -1,0 +1,202 @@
+// The admin API under /api/v1: workspaces, events, logs, members. Authorisation per the contract: a caller
+// with no role in a workspace gets 404, never a hint that it exists.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parse as parseYaml } from 'yaml';
+import { effectiveRole, may } from '../auth/index.js';
+import type { Action, Identity } from '../auth/index.js';
+import { validateSpec } from '../config/index.js';
+import type { Role, WorkspaceSpec } from '../config/index.js';
+import { AppError, invalid, notFound } from '../shared/errors.js';
+import type { WorkspaceRecord, WorkspaceStore } from '../store/index.js';
+import type { WorkspaceManager } from '../workspaces/index.js';
+import { readBody, sendJson, sendProblem } from './http-util.js';
+
+export interface AdminDeps {
+  store: WorkspaceStore;
+  manager: WorkspaceManager;
+  maxBodyBytes: number;
+  /** Checks what the engine can do for a spec (e.g. gVisor present); returns errors naming the field. */
+  checkSupported(spec: WorkspaceSpec): Promise<string[]>;
+}
+
+type Handler = (ctx: { req: IncomingMessage; res: ServerResponse; who: Identity; params: string[]; url: URL }) => Promise<void>;
+
+const NAME = '([a-z0-9-]{1,40})';
+
+export function createAdminRoutes(deps: AdminDeps) {
+  const { store, manager } = deps;
+
+  const workspaceFor = (who: Identity, name: string, action: Action): WorkspaceRecord => {
+    const rec = store.get(name);
+    const role = rec && effectiveRole(who, store.roleOf(rec.uid, who.sub));
+    if (!rec || !role) throw notFound(`workspace "${name}"`);
+    if (!may(role, action)) throw new AppError('forbidden', `your role in workspace "${name}" (${role}) does not allow this`);
+    return rec;
+  };
+
+  const readSpec = async (req: IncomingMessage): Promise<WorkspaceSpec> => {
+    const type = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
+    const raw = (await readBody(req, deps.maxBodyBytes)).toString('utf8');
+    let doc: unknown;
+    try {
+      doc = type.includes('yaml') ? parseYaml(raw) : JSON.parse(raw);
+    } catch {
+      throw invalid(`the body is not valid ${type.includes('yaml') ? 'YAML' : 'JSON'}`);
+    }
+    const r = validateSpec(doc);
+    if (!r.ok) throw invalid(`invalid workspace spec: ${r.errors.join('; ')}`, r.errors);
+    const unsupported = await deps.checkSupported(r.spec);
+    if (unsupported.length > 0) throw invalid(`workspace spec cannot run here: ${unsupported.join('; ')}`, unsupported);
+    return r.spec;
+  };
+
+  const summary = (rec: WorkspaceRecord) => ({
+    name: rec.name,
+    status: rec.status,
+    servers: manager.servers(rec.uid).map((s) => ({ name: s.name, status: s.status })),
+  });
+
+  const detail = (rec: WorkspaceRecord, role: Role) => ({
+    name: rec.name,
+    status: rec.status,
+    owner: rec.owner,
+    role,
+    createdAt: rec.createdAt,
+    updatedAt: rec.updatedAt,
+    generation: rec.generation,
+    servers: manager.servers(rec.uid),
+    limits: rec.spec.resources,
+    network: rec.spec.network,
+    isolation: rec.spec.isolation,
+    spec: rec.spec,
+  });
+
+  const routes: [string, RegExp, Handler][] = [
+    [
+      'POST',
+      /^\/api\/v1\/workspaces$/,
+      async ({ req, res, who }) => {
+        const spec = await readSpec(req);
+        const rec = manager.create(spec, who.sub);
+        sendJson(res, 201, { name: rec.name, status: rec.status });
+      },
+    ],
+    [
+      'GET',
+      /^\/api\/v1\/workspaces$/,
+      ({ res, who }) => {
+        const list = who.admin ? store.list() : store.listForUser(who.sub);
+        sendJson(res, 200, list.map(summary));
+        return Promise.resolve();
+      },
+    ],
+    [
+      'GET',
+      new RegExp(`^/api/v1/workspaces/${NAME}$`),
+      ({ res, who, params }) => {
+        const rec = workspaceFor(who, params[0]!, 'read');
+        sendJson(res, 200, detail(rec, effectiveRole(who, store.roleOf(rec.uid, who.sub))!));
+        return Promise.resolve();
+      },
+    ],
+    [
+      'PUT',
+      new RegExp(`^/api/v1/workspaces/${NAME}$`),
+      async ({ req, res, who, params }) => {
+        workspaceFor(who, params[0]!, 'manage');
+        const spec = await readSpec(req);
+        const rec = manager.update(params[0]!, spec);
+        sendJson(res, 200, { name: rec.name, status: rec.status });
+      },
+    ],
+    [
+      'DELETE',
+      new RegExp(`^/api/v1/workspaces/${NAME}$`),
+      ({ res, who, params }) => {
+        const rec = workspaceFor(who, params[0]!, 'manage');
+        manager.delete(rec.name);
+        sendJson(res, 202, { name: rec.name, status: 'deleting' });
+        return Promise.resolve();
+      },
+    ],
+    [
+      'GET',
+      new RegExp(`^/api/v1/workspaces/${NAME}/events$`),
+      ({ res, who, params, url }) => {
+        const rec = workspaceFor(who, params[0]!, 'read');
+        const after = Number(url.searchParams.get('after') ?? 0);
+        sendJson(res, 200, store.events(rec.uid, Number.isFinite(after) ? after : 0));
+        return Promise.resolve();
+      },
+    ],
+    [
+      'GET',
+      new RegExp(`^/api/v1/workspaces/${NAME}/logs$`),
+      ({ res, who, params, url }) => {
+        const rec = workspaceFor(who, params[0]!, 'logs');
+        const server = url.searchParams.get('server') ?? undefined;
+        const tail = Math.min(10_000, Math.max(1, Number(url.searchParams.get('tail') ?? 200) || 200));
+        sendJson(res, 200, manager.logs(rec.uid, server, tail));
+        return Promise.resolve();
+      },
+    ],
+    [
+      'GET',
+      new RegExp(`^/api/v1/workspaces/${NAME}/members$`),
+      ({ res, who, params }) => {
+        const rec = workspaceFor(who, params[0]!, 'read');
+        sendJson(res, 200, store.members(rec.uid));
+        return Promise.resolve();
+      },
+    ],
+    [
+      'PUT',
+      new RegExp(`^/api/v1/workspaces/${NAME}/members/([^/]{1,256})$`),
+      async ({ req, res, who, params }) => {
+        const rec = workspaceFor(who, params[0]!, 'manage');
+        const user = decodeURIComponent(params[1]!);
+        let body: unknown;
+        try {
+          body = JSON.parse((await readBody(req, 64 * 1024)).toString('utf8'));
+        } catch {
+          throw invalid('the body is not valid JSON');
+        }
+        const role = (body as { role?: unknown } | null)?.role;
+        if (role !== 'member' && role !== 'viewer' && role !== 'owner') throw invalid('role: must be one of owner, member, viewer', ['role: must be one of owner, member, viewer']);
+        if (user === rec.owner && role !== 'owner') throw invalid('role: the workspace owner keeps the owner role');
+        store.setMember(rec.uid, user, role);
+        sendJson(res, 200, { user, role });
+      },
+    ],
+    [
+      'DELETE',
+      new RegExp(`^/api/v1/workspaces/${NAME}/members/([^/]{1,256})$`),
+      ({ res, who, params }) => {
+        const rec = workspaceFor(who, params[0]!, 'manage');
+        const user = decodeURIComponent(params[1]!);
+        if (user === rec.owner) throw invalid('the workspace owner cannot be removed');
+        store.removeMember(rec.uid, user);
+        res.writeHead(204).end();
+        return Promise.resolve();
+      },
+    ],
+  ];
+
+  /** Returns false when no route matches the path (the caller answers 404). */
+  return async function route(req: IncomingMessage, res: ServerResponse, who: Identity, url: URL): Promise<boolean> {
+    let pathMatched = false;
+    for (const [method, re, handler] of routes) {
+      const m = re.exec(url.pathname);
+      if (!m) continue;
+      pathMatched = true;
+      if (method !== req.method) continue;
+      await handler({ req, res, who, params: m.slice(1), url });
+      return true;
+    }
+    if (pathMatched) {
+      sendProblem(res, 405, `method ${req.method ?? ''} is not allowed on ${url.pathname}`);
+      return true;
+    }
+    return false;
+  };
+}

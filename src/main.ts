@@ -1,0 +1,121 @@
+// Wiring only: builds every domain from one parsed config and starts the HTTP server.
+import { mkdirSync, chmodSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import Docker from 'dockerode';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { createTokenVerifier, loadOrCreateSigningKey } from './auth/index.js';
+import type { GatewayConfig, WorkspaceSpec } from './config/index.js';
+import { createImageBuilder } from './images/index.js';
+import { createApp } from './ingress/index.js';
+import { createMetrics } from './monitor/index.js';
+import { createDockerRuntimeClient } from './runtime/index.js';
+import { createWorkspaceStore, openDatabase } from './store/index.js';
+import { createWorkspaceManager } from './workspaces/index.js';
+import type { SupervisionOptions } from './workspaces/index.js';
+
+export interface Gateway {
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  logger?: Logger;
+  supervision?: Partial<SupervisionOptions>;
+}
+
+export function createLogger(level: GatewayConfig['logLevel']): Logger {
+  // Logs go to stderr: stdout is reserved for what commands print.
+  return pino({ level, base: { service: 'mcpx' } }, pino.destination(2));
+}
+
+/** Makes the data directory (mode 0700) and returns its absolute path. */
+export function prepareDataDir(dir: string): string {
+  const abs = resolve(dir);
+  mkdirSync(abs, { recursive: true, mode: 0o700 });
+  chmodSync(abs, 0o700);
+  return abs;
+}
+
+export async function startGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const dataDir = prepareDataDir(config.dataDir);
+  const db = openDatabase(join(dataDir, 'mcpx.db'));
+  const store = createWorkspaceStore(db);
+  const signingKey = await loadOrCreateSigningKey(dataDir);
+  const verify = createTokenVerifier({
+    embedded: signingKey,
+    ...(config.jwksUrl ? { external: { jwksUrl: config.jwksUrl, issuer: config.jwtIssuer!, audience: config.jwtAudience! } } : {}),
+  });
+
+  const docker = new Docker();
+  const runtime = createDockerRuntimeClient(docker);
+  if (!(await runtime.ping())) {
+    db.close();
+    throw new Error('cannot reach the Docker Engine (DOCKER_HOST, else /var/run/docker.sock); start it and try again');
+  }
+  const images = createImageBuilder({ docker, cacheDir: join(dataDir, 'cache'), logger, resolveTtlMs: config.imageCacheTtlMs });
+
+  let baseUrl = `http://${config.host}:${config.port}`;
+  const manager = createWorkspaceManager({
+    store,
+    runtime,
+    images,
+    logger,
+    apiEndpoint: (ws) => `${config.publicUrl ?? baseUrl}/mcp/${ws}`,
+    ...(options.supervision ? { supervision: options.supervision } : {}),
+  });
+
+  const checkSupported = async (spec: WorkspaceSpec): Promise<string[]> => {
+    const errors: string[] = [];
+    if (spec.isolation === 'gvisor' && !(await runtime.runtimes()).includes('runsc')) {
+      errors.push('isolation: gvisor needs the runsc runtime, which this Docker Engine does not have (see `mcpx doctor`)');
+    }
+    if (spec.network !== 'none') {
+      errors.push('network: egress allowlists are not available in this version; use "none"');
+    }
+    return errors;
+  };
+
+  const metrics = createMetrics();
+  const app = createApp({
+    store,
+    manager,
+    maxBodyBytes: config.maxBodyBytes,
+    checkSupported,
+    verify,
+    logger,
+    metrics,
+    engineHealthy: () => runtime.ping(),
+  });
+
+  await manager.reconcile();
+
+  const server = createServer({ keepAliveTimeout: 65_000 }, app);
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(config.port, config.host, () => ok());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  baseUrl = `http://${host}:${port}`;
+  logger.info({ url: baseUrl, dataDir }, 'gateway started');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: baseUrl,
+    close() {
+      closing ??= (async () => {
+        await new Promise<void>((ok) => {
+          server.close(() => ok());
+          server.closeAllConnections();
+        });
+        await manager.shutdown();
+        db.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,118 @@
+// The one place that turns a validated server spec into a hardened container configuration. Pure: no I/O.
+import { createHash } from 'node:crypto';
+import type Docker from 'dockerode';
+import type { ResourceSpec, ServerSpec } from '../../config/spec.js';
+import { LABELS } from '../labels.js';
+
+export const CONTAINER_USER = '10001:10001';
+export const CONTAINER_PATH = '/usr/local/bin:/usr/bin:/bin';
+export const WORKSPACE_MOUNT = '/workspace';
+/** Reservations are soft floors the scheduler honours under contention; limits are hard ceilings. */
+export const CPU_RESERVATION = 0.1;
+export const MEMORY_RESERVATION = 64 * 1024 ** 2;
+export const VAR_TMP_SIZE = 50 * 1024 ** 2;
+const TMPFS_FLAGS = 'rw,noexec,nosuid,nodev';
+
+export interface ContainerPlan {
+  workspace: string;
+  workspaceUid: string;
+  server: ServerSpec;
+  resources: ResourceSpec;
+  isolation: 'standard' | 'gvisor';
+  image: string;
+  /** The command to run; empty means the image's own entrypoint. */
+  entrypoint: string[];
+  volumeName: string;
+  /** A workspace network to join; undefined means no network at all (loopback only). */
+  networkName?: string;
+  apiEndpoint: string;
+}
+
+export function containerName(workspace: string, server: string): string {
+  return `mcpx-${workspace}-${server}`;
+}
+
+/** The container's environment is exactly this: the spec's plain env and the gateway's four variables. */
+export function containerEnv(plan: ContainerPlan): string[] {
+  const env: Record<string, string> = {
+    ...plan.server.env,
+    WORKSPACE_ID: plan.workspace,
+    CONTAINER_ID: containerName(plan.workspace, plan.server.name),
+    MCPX_API_ENDPOINT: plan.apiEndpoint,
+    PATH: CONTAINER_PATH,
+  };
+  return Object.entries(env).map(([k, v]) => `${k}=${v}`);
+}
+
+export function hardenedContainerConfig(plan: ContainerPlan): Docker.ContainerCreateOptions {
+  const { resources: r } = plan;
+  const name = containerName(plan.workspace, plan.server.name);
+  const hostConfig: Docker.HostConfig = {
+    ReadonlyRootfs: true,
+    CapDrop: ['ALL'],
+    CapAdd: [],
+    Privileged: false,
+    // Docker applies its default seccomp profile unless told otherwise; we never tell it otherwise.
+    SecurityOpt: ['no-new-privileges:true'],
+    NanoCpus: Math.round(r.cpus * 1e9),
+    CpuShares: Math.max(2, Math.round(CPU_RESERVATION * 1024)),
+    Memory: r.memory,
+    MemorySwap: r.memory,
+    MemoryReservation: Math.min(MEMORY_RESERVATION, r.memory),
+    PidsLimit: r.pids,
+    Ulimits: [{ Name: 'nofile', Soft: r.nofile, Hard: r.nofile }],
+    Tmpfs: {
+      '/tmp': `${TMPFS_FLAGS},size=${r.tmp}`,
+      '/var/tmp': `${TMPFS_FLAGS},size=${VAR_TMP_SIZE}`,
+    },
+    Mounts: [{ Type: 'volume', Source: plan.volumeName, Target: WORKSPACE_MOUNT, ReadOnly: false }],
+    Binds: [],
+    NetworkMode: plan.networkName ?? 'none',
+    IpcMode: 'private',
+    RestartPolicy: { Name: 'no' },
+    // stdout carries the protocol and may carry secrets: the engine must not keep a copy. stderr is kept by the gateway.
+    LogConfig: { Type: 'none', Config: {} },
+    ...(plan.isolation === 'gvisor' ? { Runtime: 'runsc' } : {}),
+  };
+  const config: Docker.ContainerCreateOptions = {
+    name,
+    Image: plan.image,
+    User: CONTAINER_USER,
+    WorkingDir: WORKSPACE_MOUNT,
+    Env: containerEnv(plan),
+    ...(plan.entrypoint.length > 0 ? { Entrypoint: plan.entrypoint } : {}),
+    ...(plan.server.args.length > 0 ? { Cmd: plan.server.args } : {}),
+    OpenStdin: true,
+    StdinOnce: false,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
+    NetworkDisabled: plan.networkName === undefined,
+    Labels: {
+      [LABELS.managed]: 'true',
+      [LABELS.workspace]: plan.workspace,
+      [LABELS.workspaceUid]: plan.workspaceUid,
+      [LABELS.server]: plan.server.name,
+    },
+    HostConfig: hostConfig,
+  };
+  config.Labels = { ...config.Labels, [LABELS.configHash]: configHash(config) };
+  return config;
+}
+
+/** A stable digest of a container configuration: an adopted container is kept only when this matches. */
+export function configHash(config: Docker.ContainerCreateOptions): string {
+  return createHash('sha256').update(stableJson(config)).digest('hex').slice(0, 16);
+}
+
+function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const entries = Object.entries(v as Record<string, unknown>)
+      .filter(([, x]) => x !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${stableJson(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}

@@ -1,0 +1,63 @@
+// The embedded SQLite store: opens the database in the data directory and applies migrations in order.
+import Database from 'better-sqlite3';
+
+type Db = Database.Database;
+
+/** Ordered migrations; each runs once, inside a transaction, and is recorded in schema_migrations. */
+const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
+  {
+    id: 1,
+    name: 'workspaces-events-members',
+    sql: `
+      CREATE TABLE workspaces (
+        uid TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        owner TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        status TEXT NOT NULL,
+        generation INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+      CREATE TABLE members (
+        workspace_uid TEXT NOT NULL REFERENCES workspaces(uid) ON DELETE CASCADE,
+        user TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('owner','member','viewer')),
+        PRIMARY KEY (workspace_uid, user)
+      );
+      -- Events outlive their workspace row on purpose: they are the record of what happened.
+      CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace_uid TEXT NOT NULL,
+        type TEXT NOT NULL,
+        at TEXT NOT NULL,
+        server TEXT,
+        detail TEXT
+      );
+      CREATE INDEX events_by_workspace ON events(workspace_uid, id);
+    `,
+  },
+];
+
+export function openDatabase(file: string): Db {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+export function migrate(db: Db): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+  const applied = new Set(db.prepare('SELECT id FROM schema_migrations').all().map((r) => (r as { id: number }).id));
+  for (const m of MIGRATIONS) {
+    if (applied.has(m.id)) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)').run(m.id, m.name, new Date().toISOString());
+    })();
+  }
+}
+
+export type { Db };

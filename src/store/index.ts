@@ -1,0 +1,5 @@
+// Public face of the store domain.
+export { openDatabase, migrate } from './database.js';
+export type { Db } from './database.js';
+export { createWorkspaceStore, WORKSPACE_STATUSES } from './workspace-store.js';
+export type { WorkspaceStore, WorkspaceRecord, WorkspaceStatus, EventRecord } from './workspace-store.js';

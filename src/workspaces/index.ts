@@ -1,0 +1,3 @@
+// Public face of the workspaces domain (lifecycle).
+export { createWorkspaceManager, volumeName, DEFAULT_SUPERVISION } from './workspace-manager.js';
+export type { WorkspaceManager, ManagerDeps, ServerView, ServerStatus, SupervisionOptions } from './workspace-manager.js';

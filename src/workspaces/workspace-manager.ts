@@ -1,0 +1,495 @@
+// Workspace lifecycle: create, converge to the spec, supervise (restart with backoff, degrade), delete, and
+// reconcile with the engine at start-up. Operations on one workspace run one at a time, in order.
+import type { Logger } from 'pino';
+import type { ServerSpec, WorkspaceSpec } from '../config/spec.js';
+import type { ImageBuilder, ServerImage } from '../images/index.js';
+import { UpstreamConnection } from '../mcp/index.js';
+import type { InitializeResult } from '../mcp/index.js';
+import { AttachedStdio, containerName, hardenedContainerConfig, LABELS, workspaceLabels } from '../runtime/index.js';
+import type { DockerRuntimeClient } from '../runtime/index.js';
+import { AppError, conflict, notFound } from '../shared/errors.js';
+import { LogBuffer } from '../shared/log-buffer.js';
+import type { WorkspaceRecord, WorkspaceStatus, WorkspaceStore } from '../store/index.js';
+
+export type ServerStatus = 'pending' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
+
+export interface SupervisionOptions {
+  handshakeTimeoutMs: number;
+  /** Crashes within this window count towards degrading the workspace. */
+  crashWindowMs: number;
+  crashThreshold: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** A degraded workspace returns to ready once every server has stayed up this long. */
+  stableMs: number;
+}
+
+export const DEFAULT_SUPERVISION: SupervisionOptions = {
+  handshakeTimeoutMs: 60_000,
+  crashWindowMs: 60_000,
+  crashThreshold: 3,
+  backoffBaseMs: 500,
+  backoffMaxMs: 30_000,
+  stableMs: 60_000,
+};
+
+interface ServerState {
+  spec: ServerSpec;
+  name: string;
+  containerId?: string;
+  configHash?: string;
+  image?: ServerImage;
+  status: ServerStatus;
+  phase: string;
+  stdio?: AttachedStdio;
+  conn?: UpstreamConnection;
+  logs: LogBuffer;
+  crashes: number[];
+  restartTimer?: NodeJS.Timeout;
+  /** Bumped for each attach; a close event from an older attach is ignored. */
+  generation: number;
+  /** Set while the gateway itself stops the container: its exit is not a crash. */
+  stopping: boolean;
+}
+
+interface WorkspaceState {
+  uid: string;
+  name: string;
+  servers: Map<string, ServerState>;
+  queue: Promise<void>;
+  deleting: boolean;
+  stableTimer?: NodeJS.Timeout;
+}
+
+export interface ServerView {
+  name: string;
+  status: ServerStatus;
+  phase: string;
+  container?: { id: string; name: string };
+  image?: string;
+  package?: string;
+  serverInfo?: InitializeResult['serverInfo'];
+  protocolVersion?: string;
+  restarts: number;
+}
+
+export interface ManagerDeps {
+  store: WorkspaceStore;
+  runtime: DockerRuntimeClient;
+  images: Pick<ImageBuilder, 'ensureServerImage'>;
+  logger: Logger;
+  /** The URL a container is told (MCPX_API_ENDPOINT) for its workspace. */
+  apiEndpoint(workspace: string): string;
+  supervision?: Partial<SupervisionOptions>;
+}
+
+export function volumeName(workspace: string, uid: string): string {
+  return `mcpx-${workspace}-${uid.slice(0, 8)}`;
+}
+
+export function createWorkspaceManager(deps: ManagerDeps) {
+  const { store, runtime, images, logger } = deps;
+  const opts: SupervisionOptions = { ...DEFAULT_SUPERVISION, ...deps.supervision };
+  const states = new Map<string, WorkspaceState>();
+  let shuttingDown = false;
+
+  const event = (ws: { uid: string }, type: string, server?: string, detail?: Record<string, unknown>) => {
+    store.addEvent(ws.uid, type, server, detail);
+    logger.info({ workspace: (ws as { name?: string }).name, type, server, ...(detail ? { detail } : {}) }, 'workspace event');
+  };
+
+  const setStatus = (ws: WorkspaceState, status: WorkspaceStatus) => {
+    const rec = store.getByUid(ws.uid);
+    if (rec && rec.status !== status) store.setStatus(ws.uid, status);
+  };
+
+  const stateFor = (rec: WorkspaceRecord): WorkspaceState => {
+    let ws = states.get(rec.uid);
+    if (!ws) {
+      ws = { uid: rec.uid, name: rec.name, servers: new Map(), queue: Promise.resolve(), deleting: false };
+      states.set(rec.uid, ws);
+    }
+    return ws;
+  };
+
+  /** Runs one operation after the previous ones on the same workspace; failures are logged, never thrown. */
+  const enqueue = (ws: WorkspaceState, what: string, op: () => Promise<void>): Promise<void> => {
+    ws.queue = ws.queue.then(op).catch((err: unknown) => {
+      logger.error({ err, workspace: ws.name, op: what }, 'workspace operation failed');
+    });
+    return ws.queue;
+  };
+
+  // ---- supervision -------------------------------------------------------------------------------------
+
+  const allRunning = (ws: WorkspaceState) => ws.servers.size > 0 && [...ws.servers.values()].every((s) => s.status === 'running');
+
+  const onServerUp = (ws: WorkspaceState) => {
+    if (ws.deleting || !allRunning(ws)) return;
+    const status = store.getByUid(ws.uid)?.status;
+    if (status === 'creating') {
+      setStatus(ws, 'ready');
+      event(ws, 'ready');
+    } else if (status === 'degraded') {
+      clearTimeout(ws.stableTimer);
+      ws.stableTimer = setTimeout(() => {
+        if (ws.deleting || !allRunning(ws) || store.getByUid(ws.uid)?.status !== 'degraded') return;
+        for (const s of ws.servers.values()) s.crashes = [];
+        setStatus(ws, 'ready');
+        event(ws, 'ready', undefined, { recovered: true });
+      }, opts.stableMs);
+      ws.stableTimer.unref();
+    }
+  };
+
+  const attachAndStart = async (ws: WorkspaceState, st: ServerState, alreadyRunning: boolean) => {
+    const id = st.containerId!;
+    const generation = ++st.generation;
+    st.status = 'starting';
+    st.phase = 'attaching';
+    const stream = await runtime.attach(id);
+    const conn = new UpstreamConnection({
+      write: (line) => st.stdio?.writeLine(line) ?? false,
+      onGarbage: (line, reason) => {
+        st.logs.push(`[mcpx] dropped a line on stdout that is not protocol (${reason}): ${line.slice(0, 200)}`);
+      },
+    });
+    st.conn = conn;
+    st.stdio = new AttachedStdio(stream, {
+      onStdoutLine: (line) => conn.handleLine(line),
+      onStderrLine: (line) => st.logs.push(line),
+      onClose: () => onExit(ws, st, generation),
+    });
+    if (!alreadyRunning) {
+      await runtime.start(id);
+      event(ws, 'container_started', st.name, { container: containerName(ws.name, st.name), id: id.slice(0, 12) });
+    }
+    st.phase = 'initializing';
+    try {
+      const init = await conn.initialize(opts.handshakeTimeoutMs);
+      if (generation !== st.generation) return;
+      st.status = 'running';
+      st.phase = 'running';
+      event(ws, 'server_initialized', st.name, { serverInfo: init.serverInfo, protocolVersion: init.protocolVersion });
+      onServerUp(ws);
+    } catch (err) {
+      if (generation !== st.generation || st.stopping || ws.deleting) return;
+      const reason = err instanceof Error ? err.message : String(err);
+      st.logs.push(`[mcpx] MCP handshake failed: ${reason}`);
+      event(ws, 'server_init_failed', st.name, { reason });
+      // Killing the container turns this into an ordinary exit, which the supervisor restarts with backoff.
+      await runtime.kill(id);
+      if (st.stdio.isClosed === false) st.stdio.close();
+    }
+  };
+
+  const onExit = (ws: WorkspaceState, st: ServerState, generation: number) => {
+    if (generation !== st.generation) return;
+    st.conn?.close();
+    if (st.stopping || ws.deleting || shuttingDown) return;
+    st.status = 'restarting';
+    const now = Date.now();
+    st.crashes = [...st.crashes.filter((t) => now - t < opts.crashWindowMs), now];
+    const attempt = st.crashes.length;
+    const delay = Math.min(opts.backoffMaxMs, opts.backoffBaseMs * 2 ** (attempt - 1));
+    st.phase = `restarting in ${delay} ms`;
+    void (async () => {
+      const info = st.containerId ? await runtime.exitInfo(st.containerId).catch(() => undefined) : undefined;
+      event(ws, 'container_exited', st.name, {
+        exitCode: info?.exitCode ?? null,
+        oomKilled: info?.oomKilled ?? false,
+        restartInMs: delay,
+        crashesInWindow: attempt,
+      });
+      const status = store.getByUid(ws.uid)?.status;
+      if (attempt >= opts.crashThreshold && status !== 'degraded' && status !== 'deleting') {
+        clearTimeout(ws.stableTimer);
+        setStatus(ws, 'degraded');
+        event(ws, 'workspace_degraded', st.name, { crashes: attempt, windowMs: opts.crashWindowMs });
+      }
+    })().catch((err: unknown) => logger.warn({ err }, 'recording an exit failed'));
+    clearTimeout(st.restartTimer);
+    st.restartTimer = setTimeout(() => {
+      void enqueue(ws, 'restart', async () => {
+        if (ws.deleting || st.stopping || generation !== st.generation || !st.containerId) return;
+        event(ws, 'container_restarted', st.name, { attempt });
+        await attachAndStart(ws, st, false);
+      });
+    }, delay);
+  };
+
+  const destroyServer = async (ws: WorkspaceState, st: ServerState) => {
+    st.stopping = true;
+    clearTimeout(st.restartTimer);
+    st.generation++;
+    st.conn?.close('the server was stopped');
+    st.stdio?.close();
+    if (st.containerId) {
+      await runtime.remove(st.containerId);
+      event(ws, 'container_destroyed', st.name, { container: containerName(ws.name, st.name) });
+    }
+    st.containerId = undefined;
+    st.status = 'stopped';
+    st.phase = 'stopped';
+  };
+
+  // ---- converge: make the engine match the spec --------------------------------------------------------
+
+  const convergeServer = async (ws: WorkspaceState, spec: WorkspaceSpec, server: ServerSpec) => {
+    let st = ws.servers.get(server.name);
+    if (!st) {
+      st = { spec: server, name: server.name, status: 'pending', phase: 'pending', logs: new LogBuffer(), crashes: [], generation: 0, stopping: false };
+      ws.servers.set(server.name, st);
+    }
+    st.spec = server;
+    st.phase = 'preparing image';
+    const image = await images.ensureServerImage(server, (message) => {
+      st.phase = message;
+    });
+    st.image = image;
+    event(ws, 'image_built', server.name, { image: image.image, cached: image.cached, ...(image.packageVersion ? { package: image.packageVersion } : {}) });
+
+    const config = hardenedContainerConfig({
+      workspace: ws.name,
+      workspaceUid: ws.uid,
+      server,
+      resources: spec.resources,
+      isolation: spec.isolation,
+      image: image.image,
+      entrypoint: image.entrypoint,
+      volumeName: volumeName(ws.name, ws.uid),
+      apiEndpoint: deps.apiEndpoint(ws.name),
+    });
+    const hash = config.Labels![LABELS.configHash]!;
+    event(ws, 'policies_applied', server.name, {
+      user: config.User,
+      readOnlyRootfs: true,
+      capDrop: ['ALL'],
+      noNewPrivileges: true,
+      seccomp: 'default',
+      network: config.HostConfig!.NetworkMode,
+      cpus: spec.resources.cpus,
+      memory: spec.resources.memory,
+      pids: spec.resources.pids,
+      nofile: spec.resources.nofile,
+      tmp: spec.resources.tmp,
+      isolation: spec.isolation,
+    });
+
+    if (st.containerId && st.configHash === hash && (st.status === 'running' || st.status === 'starting' || st.status === 'restarting')) {
+      return; // unchanged and alive
+    }
+    if (st.containerId) await destroyServer(ws, st);
+    st.stopping = false;
+    st.configHash = hash;
+
+    const name = containerName(ws.name, server.name);
+    const existing = await runtime.inspect(name);
+    if (existing) {
+      const labels = existing.Config.Labels ?? {};
+      if (labels[LABELS.workspaceUid] === ws.uid && labels[LABELS.configHash] === hash) {
+        st.containerId = existing.Id;
+        event(ws, 'container_adopted', server.name, { container: name, running: existing.State.Running });
+        await attachAndStart(ws, st, existing.State.Running);
+        return;
+      }
+      if (labels[LABELS.managed] !== 'true') {
+        throw new AppError('conflict', `a container named ${name} exists and is not managed by mcpx`);
+      }
+      await runtime.remove(existing.Id);
+    }
+    st.phase = 'creating container';
+    st.containerId = await runtime.createContainer(config);
+    await attachAndStart(ws, st, false);
+  };
+
+  const converge = async (ws: WorkspaceState) => {
+    const rec = store.getByUid(ws.uid);
+    if (!rec || ws.deleting) return;
+    const spec = rec.spec;
+    await runtime.ensureVolume(volumeName(ws.name, ws.uid), workspaceLabels(ws.name, ws.uid));
+    for (const [name, st] of ws.servers) {
+      if (!spec.servers.some((s) => s.name === name)) {
+        await destroyServer(ws, st);
+        ws.servers.delete(name);
+      }
+    }
+    const results = await Promise.allSettled(spec.servers.map((s) => convergeServer(ws, spec, s)));
+    const failed = results
+      .map((r, i) => ({ r, server: spec.servers[i]!.name }))
+      .filter((x): x is { r: PromiseRejectedResult; server: string } => x.r.status === 'rejected');
+    if (failed.length > 0) {
+      for (const f of failed) {
+        const st = ws.servers.get(f.server);
+        const reason = f.r.reason instanceof Error ? f.r.reason.message : String(f.r.reason);
+        if (st) {
+          st.status = 'failed';
+          st.phase = `failed: ${reason}`;
+        }
+        event(ws, 'workspace_failed', f.server, { reason });
+      }
+      setStatus(ws, 'failed');
+      return;
+    }
+    onServerUp(ws);
+  };
+
+  const teardown = async (ws: WorkspaceState) => {
+    ws.deleting = true;
+    clearTimeout(ws.stableTimer);
+    for (const st of ws.servers.values()) await destroyServer(ws, st);
+    // Anything else labelled with this workspace (left by a crash of an earlier gateway) goes too.
+    for (const c of await runtime.listContainers([`${LABELS.workspaceUid}=${ws.uid}`])) {
+      await runtime.remove(c.id);
+      event(ws, 'container_destroyed', c.labels[LABELS.server], { container: c.name });
+    }
+    const volumes = await runtime.listVolumes([`${LABELS.workspaceUid}=${ws.uid}`]);
+    for (const v of volumes) await runtime.removeVolume(v.name);
+    const networks = await runtime.listNetworks([`${LABELS.workspaceUid}=${ws.uid}`]);
+    for (const n of networks) await runtime.removeNetwork(n.id);
+    event(ws, 'resources_cleaned', undefined, { volumes: volumes.length, networks: networks.length });
+    store.remove(ws.uid);
+    states.delete(ws.uid);
+  };
+
+  // ---- public operations -------------------------------------------------------------------------------
+
+  return {
+    create(spec: WorkspaceSpec, owner: string): WorkspaceRecord {
+      if (store.get(spec.name)) throw conflict(`workspace "${spec.name}" already exists`);
+      const rec = store.create(spec, owner);
+      const ws = stateFor(rec);
+      event(ws, 'workspace_created', undefined, { owner, servers: spec.servers.map((s) => s.name) });
+      void enqueue(ws, 'create', () => converge(ws));
+      return rec;
+    },
+
+    update(name: string, spec: WorkspaceSpec): WorkspaceRecord {
+      const rec = store.get(name);
+      if (!rec || rec.status === 'deleting') throw notFound(`workspace "${name}"`);
+      if (spec.name !== name) throw new AppError('invalid', `name: the spec names "${spec.name}" but the URL names "${name}"`);
+      store.replaceSpec(rec.uid, spec);
+      const ws = stateFor(rec);
+      setStatus(ws, 'creating');
+      event(ws, 'workspace_updated', undefined, { servers: spec.servers.map((s) => s.name) });
+      void enqueue(ws, 'update', () => converge(ws));
+      return store.getByUid(rec.uid)!;
+    },
+
+    delete(name: string): void {
+      const rec = store.get(name);
+      if (!rec) throw notFound(`workspace "${name}"`);
+      if (rec.status === 'deleting') return;
+      const ws = stateFor(rec);
+      store.setStatus(rec.uid, 'deleting');
+      event(ws, 'workspace_deleted');
+      ws.deleting = true;
+      void enqueue(ws, 'delete', () => teardown(ws));
+    },
+
+    servers(uid: string): ServerView[] {
+      const ws = states.get(uid);
+      if (!ws) return [];
+      return [...ws.servers.values()].map((s) => ({
+        name: s.name,
+        status: s.status,
+        phase: s.phase,
+        ...(s.containerId ? { container: { id: s.containerId, name: containerName(ws.name, s.name) } } : {}),
+        ...(s.image ? { image: s.image.image } : {}),
+        ...(s.image?.packageVersion ? { package: s.image.packageVersion } : {}),
+        ...(s.conn?.initializeResult
+          ? { serverInfo: s.conn.initializeResult.serverInfo, protocolVersion: s.conn.initializeResult.protocolVersion }
+          : {}),
+        restarts: s.crashes.length,
+      }));
+    },
+
+    logs(uid: string, server?: string, tail = 200): { server: string; at: string; line: string }[] {
+      const ws = states.get(uid);
+      if (!ws) return [];
+      if (server !== undefined && !ws.servers.has(server)) throw notFound(`server "${server}"`);
+      const out: { server: string; at: string; line: string }[] = [];
+      for (const s of ws.servers.values()) {
+        if (server !== undefined && s.name !== server) continue;
+        for (const l of s.logs.tail(tail)) out.push({ server: s.name, ...l });
+      }
+      return out.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)).slice(-tail);
+    },
+
+    /** The live connection to a server, for the MCP endpoint and for tests of the bridge. */
+    connection(workspace: string, server: string): UpstreamConnection | undefined {
+      const rec = store.get(workspace);
+      const st = rec && states.get(rec.uid)?.servers.get(server);
+      return st?.status === 'running' ? st.conn : undefined;
+    },
+
+    /** Waits for every queued operation on a workspace (tests and shutdown). */
+    async settled(name: string): Promise<void> {
+      const rec = store.get(name);
+      const ws = rec && states.get(rec.uid);
+      if (ws) await ws.queue;
+    },
+
+    /**
+     * Start-up reconciliation: removes labelled resources that belong to no known workspace, finishes
+     * interrupted deletes, and converges every other workspace, adopting containers that match.
+     */
+    async reconcile(): Promise<{ removedContainers: number; removedVolumes: number; removedNetworks: number }> {
+      const known = new Map(store.list().map((r) => [r.uid, r]));
+      const live = (labels: Record<string, string>) => {
+        const uid = labels[LABELS.workspaceUid];
+        return uid !== undefined && known.has(uid) && known.get(uid)!.status !== 'deleting';
+      };
+      let removedContainers = 0;
+      let removedVolumes = 0;
+      let removedNetworks = 0;
+      for (const c of await runtime.listContainers()) {
+        // Only workspace containers: other labelled containers (e.g. a future egress proxy) carry no workspace.
+        if (c.labels[LABELS.workspace] === undefined || live(c.labels)) continue;
+        await runtime.remove(c.id);
+        removedContainers++;
+      }
+      for (const v of await runtime.listVolumes()) {
+        if (v.labels[LABELS.workspace] === undefined || live(v.labels)) continue;
+        await runtime.removeVolume(v.name);
+        removedVolumes++;
+      }
+      for (const n of await runtime.listNetworks()) {
+        if (n.labels[LABELS.workspace] === undefined || live(n.labels)) continue;
+        await runtime.removeNetwork(n.id);
+        removedNetworks++;
+      }
+      for (const rec of known.values()) {
+        const ws = stateFor(rec);
+        if (rec.status === 'deleting') {
+          ws.deleting = true;
+          void enqueue(ws, 'delete', () => teardown(ws));
+        } else if (rec.status !== 'failed') {
+          if (rec.status !== 'creating') setStatus(ws, 'creating');
+          void enqueue(ws, 'reconcile', () => converge(ws));
+        }
+      }
+      if (removedContainers + removedVolumes + removedNetworks > 0) {
+        logger.info({ removedContainers, removedVolumes, removedNetworks }, 'removed orphaned resources');
+      }
+      return { removedContainers, removedVolumes, removedNetworks };
+    },
+
+    /** Detaches from every container without stopping them: the next gateway adopts them. */
+    async shutdown(): Promise<void> {
+      shuttingDown = true;
+      for (const ws of states.values()) {
+        clearTimeout(ws.stableTimer);
+        for (const st of ws.servers.values()) {
+          clearTimeout(st.restartTimer);
+          st.generation++;
+          st.conn?.close('the gateway is shutting down');
+          st.stdio?.close();
+        }
+      }
+      await Promise.allSettled([...states.values()].map((ws) => ws.queue));
+    },
+  };
+}
+
+export type WorkspaceManager = ReturnType<typeof createWorkspaceManager>;
