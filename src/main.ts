@@ -14,10 +14,12 @@ import { createMetrics } from './monitor/index.js';
 import { createDockerRuntimeClient } from './runtime/index.js';
 import { createWorkspaceStore, openDatabase } from './store/index.js';
 import { createWorkspaceManager } from './workspaces/index.js';
-import type { SupervisionOptions } from './workspaces/index.js';
+import type { SupervisionOptions, WorkspaceManager } from './workspaces/index.js';
 
 export interface Gateway {
   url: string;
+  dataDir: string;
+  manager: WorkspaceManager;
   close(): Promise<void>;
 }
 
@@ -106,6 +108,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   let closing: Promise<void> | undefined;
   return {
     url: baseUrl,
+    dataDir,
+    manager,
     close() {
       closing ??= (async () => {
         await new Promise<void>((ok) => {
