@@ -93,8 +93,6 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     engineHealthy: () => runtime.ping(),
   });
 
-  await manager.reconcile();
-
   const server = createServer({ keepAliveTimeout: 65_000 }, app);
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
@@ -102,7 +100,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   });
   const port = (server.address() as AddressInfo).port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  // Known only once listening (port 0 picks one); containers are told it, so reconcile comes after.
   baseUrl = `http://${host}:${port}`;
+  await manager.reconcile();
   logger.info({ url: baseUrl, dataDir }, 'gateway started');
 
   let closing: Promise<void> | undefined;

@@ -32,7 +32,8 @@ export async function loadOrCreateSigningKey(dataDir: string): Promise<SigningKe
   }
   chmodSync(file, 0o600);
   const jwk = JSON.parse(readFileSync(file, 'utf8')) as JWK & { kid: string };
-  const { d: _d, ...publicJwk } = jwk;
+  const publicJwk: JWK = { ...jwk };
+  delete publicJwk.d;
   return {
     kid: jwk.kid,
     privateKey: (await importJWK(jwk, EMBEDDED_ALG)) as CryptoKey,

@@ -1,6 +1,5 @@
 // The mcpx command line: parses arguments, runs one command, returns its exit status.
 import { Command, CommanderError } from 'commander';
-import { CliError } from './api-client.js';
 import { registerServe } from './serve-command.js';
 import { registerToken } from './token-command.js';
 import { registerWorkspace } from './workspace-command.js';

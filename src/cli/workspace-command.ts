@@ -30,9 +30,11 @@ function formatEvent(e: EventView): string {
   const extra =
     e.type === 'image_built' && d
       ? `${String(d.image)}${d.cached ? ' (cached)' : ''}`
-      : d && (d.reason ?? d.exitCode) !== undefined
-        ? String(d.reason ?? `exit code ${String(d.exitCode)}`)
-        : '';
+      : typeof d?.reason === 'string'
+        ? d.reason
+        : typeof d?.exitCode === 'number'
+          ? `exit code ${d.exitCode}`
+          : '';
   return `${e.at}  ${e.type.padEnd(20)} ${(e.server ?? '').padEnd(16)} ${extra}`.trimEnd();
 }
 
