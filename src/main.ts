@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { createTokenVerifier, loadOrCreateSigningKey } from './auth/index.js';
 import type { GatewayConfig, WorkspaceSpec } from './config/index.js';
-import { createImageBuilder } from './images/index.js';
+import { createImageBuilder, npmEnvironment } from './images/index.js';
 import { createApp } from './ingress/index.js';
 import { createMetrics } from './monitor/index.js';
 import { createDockerRuntimeClient } from './runtime/index.js';
@@ -58,7 +58,13 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     db.close();
     throw new Error('cannot reach the Docker Engine (DOCKER_HOST, else /var/run/docker.sock); start it and try again');
   }
-  const images = createImageBuilder({ docker, cacheDir: join(dataDir, 'cache'), logger, resolveTtlMs: config.imageCacheTtlMs });
+  const images = createImageBuilder({
+    docker,
+    cacheDir: join(dataDir, 'cache'),
+    logger,
+    resolveTtlMs: config.imageCacheTtlMs,
+    npmEnv: npmEnvironment(process.env),
+  });
 
   let baseUrl = `http://${config.host}:${config.port}`;
   const manager = createWorkspaceManager({
