@@ -1,8 +1,8 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair, SignJWT } from 'jose';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateSigningKey, signToken } from './issuer.js';
 import type { SigningKey } from './issuer.js';
 import { effectiveRole, may } from './roles.js';
@@ -10,11 +10,14 @@ import { bearerToken, createTokenVerifier } from './verifier.js';
 
 let key: SigningKey;
 let verify: ReturnType<typeof createTokenVerifier>;
+const dir = mkdtempSync(join(tmpdir(), 'mcpx-auth-'));
 
 beforeAll(async () => {
-  key = await loadOrCreateSigningKey(mkdtempSync(join(tmpdir(), 'mcpx-auth-')));
+  key = await loadOrCreateSigningKey(dir);
   verify = createTokenVerifier({ embedded: key });
 });
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
 
