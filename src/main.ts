@@ -6,10 +6,11 @@ import { join, resolve } from 'node:path';
 import Docker from 'dockerode';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
-import { createTokenVerifier, loadOrCreateSigningKey } from './auth/index.js';
+import { createTokenVerifier, effectiveRole, loadOrCreateSigningKey } from './auth/index.js';
 import type { GatewayConfig, WorkspaceSpec } from './config/index.js';
 import { createImageBuilder, npmEnvironment } from './images/index.js';
-import { createApp } from './ingress/index.js';
+import { createApp, createMcpRoutes } from './ingress/index.js';
+import { createWorkspaceRouter } from './mcp/index.js';
 import { createMetrics } from './monitor/index.js';
 import { createDockerRuntimeClient } from './runtime/index.js';
 import { createWorkspaceStore, openDatabase } from './store/index.js';
@@ -87,6 +88,23 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     return errors;
   };
 
+  const router = createWorkspaceRouter({ directory: manager, logger });
+  manager.onWorkspaceGone((ws) => router.forgetWorkspace(ws));
+  const sweeper = setInterval(() => router.sweep(Date.now()), 60_000);
+  sweeper.unref();
+  const mcp = createMcpRoutes({
+    router,
+    verify,
+    roleOf: (workspace, identity) => {
+      const uid = manager.uidOf(workspace);
+      return uid === undefined ? undefined : effectiveRole(identity, store.roleOf(uid, identity.sub));
+    },
+    maxBodyBytes: config.maxBodyBytes,
+    publicUrl: () => config.publicUrl?.replace(/\/+$/, '') ?? baseUrl,
+    allowedOrigins: (config.allowedOrigins ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+    ...(config.jwtIssuer ? { authorizationServer: config.jwtIssuer } : {}),
+  });
+
   const metrics = createMetrics();
   const app = createApp({
     store,
@@ -97,6 +115,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     logger,
     metrics,
     engineHealthy: () => runtime.ping(),
+    mcp,
   });
 
   const server = createServer({ keepAliveTimeout: 65_000 }, app);
@@ -122,6 +141,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
           server.close(() => ok());
           server.closeAllConnections();
         });
+        clearInterval(sweeper);
         await manager.shutdown();
         db.close();
       })();

@@ -12,6 +12,10 @@ export const gatewayConfigSchema = z.strictObject({
   masterKeyFile: z.string().min(1).optional().describe('File holding the secrets master key (MCPX_MASTER_KEY_FILE)'),
   maxBodyBytes: z.coerce.number().int().min(1024).max(256 * 1024 * 1024).default(4 * 1024 * 1024).describe('Largest request body accepted (MCPX_MAX_BODY_BYTES)'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level (MCPX_LOG_LEVEL)'),
+  allowedOrigins: z
+    .string()
+    .optional()
+    .describe('Comma-separated browser origins allowed on the MCP endpoint, besides the gateway\'s own (MCPX_ALLOWED_ORIGINS)'),
   imageCacheTtlMs: z.coerce.number().int().min(0).default(600_000).describe('How long a resolved npm version is trusted (MCPX_IMAGE_RESOLVE_TTL_MS)'),
 });
 
@@ -29,6 +33,7 @@ const ENV_KEYS: Record<string, keyof GatewayConfig> = {
   MCPX_MAX_BODY_BYTES: 'maxBodyBytes',
   MCPX_LOG_LEVEL: 'logLevel',
   MCPX_IMAGE_RESOLVE_TTL_MS: 'imageCacheTtlMs',
+  MCPX_ALLOWED_ORIGINS: 'allowedOrigins',
 };
 
 export type ConfigResult = { ok: true; config: GatewayConfig } | { ok: false, errors: string[] };

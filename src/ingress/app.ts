@@ -12,6 +12,8 @@ import type { AdminDeps } from './admin-routes.js';
 import { sendError, sendProblem } from './http-util.js';
 
 export interface AppDeps extends AdminDeps {
+  /** The MCP endpoint (and its metadata); returns false for paths that are not its own. */
+  mcp(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
   verify: TokenVerifier;
   logger: Logger;
   metrics: Metrics;
@@ -21,7 +23,7 @@ export interface AppDeps extends AdminDeps {
 
 function routeFamily(path: string): string {
   if (path.startsWith('/api/')) return 'admin';
-  if (path.startsWith('/mcp/')) return 'mcp';
+  if (path.startsWith('/mcp/') || path.startsWith('/.well-known/')) return 'mcp';
   if (path === '/healthz' || path === '/metrics') return path.slice(1);
   return 'other';
 }
@@ -45,6 +47,7 @@ export function createApp(deps: AppDeps) {
       res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text);
       return;
     }
+    if (await deps.mcp(req, res, url)) return;
     if (!url.pathname.startsWith('/api/v1/')) {
       sendProblem(res, 404, `no route for ${url.pathname}`);
       return;

@@ -44,12 +44,20 @@ export interface UpstreamOptions {
   onGarbage?(line: string, reason: string): void;
 }
 
+/** Answers a server-to-client request (sampling, elicitation, roots); resolves with the response body. */
+export type UpstreamRequestHandler = (request: JsonRpcRequest) => Promise<Omit<JsonRpcResponse, 'jsonrpc' | 'id'>>;
+
+/** What the gateway declares to a server: it can route sampling and elicitation, and answers roots itself. */
+export const GATEWAY_CLIENT_CAPABILITIES = { roots: { listChanged: false }, sampling: {}, elicitation: {} };
+
 export class UpstreamConnection {
   private nextId = 1;
   private readonly pending = new Map<JsonRpcId, Pending>();
   private readonly notificationListeners = new Set<(n: JsonRpcNotification) => void>();
   private closed = false;
   initializeResult: InitializeResult | undefined;
+  /** Set by the MCP endpoint; without it, server-to-client requests are refused. */
+  requestHandler: UpstreamRequestHandler | undefined;
 
   constructor(private readonly opts: UpstreamOptions) {}
 
@@ -84,15 +92,21 @@ export class UpstreamConnection {
       case 'notification':
         for (const l of this.notificationListeners) l(c.msg);
         return;
-      case 'request':
+      case 'request': {
         // Server-to-client requests (sampling, elicitation, roots) are routed by the MCP endpoint; with no
         // route, refuse clearly so that the server does not wait forever.
-        this.send({
-          jsonrpc: '2.0',
-          id: c.msg.id,
-          error: { code: RPC.methodNotFound, message: `the gateway does not serve ${c.msg.method} for this server` },
-        });
+        const id = c.msg.id;
+        const handler = this.requestHandler;
+        if (!handler) {
+          this.send({ jsonrpc: '2.0', id, error: { code: RPC.methodNotFound, message: `the gateway does not serve ${c.msg.method} for this server` } });
+          return;
+        }
+        handler(c.msg).then(
+          (r) => this.send({ jsonrpc: '2.0', id, ...r }),
+          () => this.send({ jsonrpc: '2.0', id, error: { code: RPC.internalError, message: 'the gateway could not route this request' } }),
+        );
         return;
+      }
       case 'invalid':
         this.opts.onGarbage?.(line, c.reason);
         return;
@@ -100,10 +114,15 @@ export class UpstreamConnection {
   }
 
   /** Sends a request with a fresh upstream id and resolves with the whole response (result or error). */
-  call(method: string, params?: Record<string, unknown>, timeoutMs = this.opts.requestTimeoutMs ?? 60_000): Promise<JsonRpcResponse> {
-    if (this.closed) return Promise.reject(new UpstreamClosedError());
+  call(method: string, params?: Record<string, unknown>, timeoutMs?: number): Promise<JsonRpcResponse> {
+    return this.start(method, params, timeoutMs).response;
+  }
+
+  /** Like call, but also gives the upstream id at once (to rewrite a cancellation that arrives later). */
+  start(method: string, params?: Record<string, unknown>, timeoutMs = this.opts.requestTimeoutMs ?? 60_000): { id: number; response: Promise<JsonRpcResponse> } {
     const id = this.nextId++;
-    return new Promise<JsonRpcResponse>((resolve, reject) => {
+    if (this.closed) return { id, response: Promise.reject(new UpstreamClosedError()) };
+    const response = new Promise<JsonRpcResponse>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new ProtocolError(RPC.internalError, `the server did not answer ${method} within ${timeoutMs} ms`));
@@ -116,6 +135,16 @@ export class UpstreamConnection {
         reject(new UpstreamClosedError());
       }
     });
+    return { id, response };
+  }
+
+  /** Gives up on a pending request (after a cancellation): its caller gets `reason`, a late answer is dropped. */
+  abandon(id: number, reason: Error): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.pending.delete(id);
+    p.reject(reason);
   }
 
   /** Like call, but resolves with the result and rejects with a ProtocolError for an error response. */
@@ -138,7 +167,7 @@ export class UpstreamConnection {
   async initialize(timeoutMs: number): Promise<InitializeResult> {
     const result = (await this.request(
       'initialize',
-      { protocolVersion: GATEWAY_PROTOCOL_VERSION, capabilities: {}, clientInfo: GATEWAY_CLIENT_INFO },
+      { protocolVersion: GATEWAY_PROTOCOL_VERSION, capabilities: GATEWAY_CLIENT_CAPABILITIES, clientInfo: GATEWAY_CLIENT_INFO },
       timeoutMs,
     )) as InitializeResult;
     if (!result || typeof result !== 'object' || typeof result.protocolVersion !== 'string') {

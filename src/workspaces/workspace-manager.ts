@@ -59,6 +59,8 @@ interface WorkspaceState {
   queue: Promise<void>;
   deleting: boolean;
   stableTimer?: NodeJS.Timeout;
+  /** The spec's server names in order, kept in memory for the MCP endpoint. */
+  serverOrder: string[];
 }
 
 export interface ServerView {
@@ -91,6 +93,10 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   const { store, runtime, images, logger } = deps;
   const opts: SupervisionOptions = { ...DEFAULT_SUPERVISION, ...deps.supervision };
   const states = new Map<string, WorkspaceState>();
+  // The hot path (the MCP endpoint) looks workspaces up by name without touching the database.
+  const byName = new Map<string, WorkspaceState>();
+  const connectionListeners = new Set<(workspace: string, server: string, conn: UpstreamConnection) => void>();
+  const goneListeners = new Set<(workspace: string) => void>();
   let shuttingDown = false;
 
   const event = (ws: { uid: string }, type: string, server?: string, detail?: Record<string, unknown>) => {
@@ -106,9 +112,11 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   const stateFor = (rec: WorkspaceRecord): WorkspaceState => {
     let ws = states.get(rec.uid);
     if (!ws) {
-      ws = { uid: rec.uid, name: rec.name, servers: new Map(), queue: Promise.resolve(), deleting: false };
+      ws = { uid: rec.uid, name: rec.name, servers: new Map(), queue: Promise.resolve(), deleting: false, serverOrder: [] };
       states.set(rec.uid, ws);
+      byName.set(rec.name, ws);
     }
+    ws.serverOrder = rec.spec.servers.map((s) => s.name);
     return ws;
   };
 
@@ -171,6 +179,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       st.status = 'running';
       st.phase = 'running';
       event(ws, 'server_initialized', st.name, { serverInfo: init.serverInfo, protocolVersion: init.protocolVersion });
+      for (const l of connectionListeners) l(ws.name, st.name, conn);
       onServerUp(ws);
     } catch (err) {
       if (generation !== st.generation || st.stopping || ws.deleting) return;
@@ -350,6 +359,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     event(ws, 'resources_cleaned', undefined, { volumes: volumes.length, networks: networks.length });
     store.remove(ws.uid);
     states.delete(ws.uid);
+    if (byName.get(ws.name) === ws) byName.delete(ws.name);
+    for (const l of goneListeners) l(ws.name);
   };
 
   // ---- public operations -------------------------------------------------------------------------------
@@ -369,7 +380,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       if (!rec || rec.status === 'deleting') throw notFound(`workspace "${name}"`);
       if (spec.name !== name) throw new AppError('invalid', `name: the spec names "${spec.name}" but the URL names "${name}"`);
       store.replaceSpec(rec.uid, spec);
-      const ws = stateFor(rec);
+      const ws = stateFor(store.getByUid(rec.uid)!);
       setStatus(ws, 'creating');
       event(ws, 'workspace_updated', undefined, { servers: spec.servers.map((s) => s.name) });
       void enqueue(ws, 'update', () => converge(ws));
@@ -418,9 +429,34 @@ export function createWorkspaceManager(deps: ManagerDeps) {
 
     /** The live connection to a server, for the MCP endpoint and for tests of the bridge. */
     connection(workspace: string, server: string): UpstreamConnection | undefined {
-      const rec = store.get(workspace);
-      const st = rec && states.get(rec.uid)?.servers.get(server);
+      const ws = byName.get(workspace);
+      const st = ws && !ws.deleting ? ws.servers.get(server) : undefined;
       return st?.status === 'running' ? st.conn : undefined;
+    },
+
+    /** The uid of a live workspace, from memory. */
+    uidOf(workspace: string): string | undefined {
+      const ws = byName.get(workspace);
+      return ws && !ws.deleting ? ws.uid : undefined;
+    },
+
+    /** The servers a workspace's spec names (in spec order), from memory; undefined for an unknown workspace. */
+    serverNames(workspace: string): string[] | undefined {
+      const ws = byName.get(workspace);
+      if (!ws || ws.deleting) return undefined;
+      return ws.serverOrder;
+    },
+
+    /** Called once a workspace's deletion is complete. */
+    onWorkspaceGone(listener: (workspace: string) => void): () => void {
+      goneListeners.add(listener);
+      return () => goneListeners.delete(listener);
+    },
+
+    /** Called each time a server finishes its handshake (first start, restart, adoption). */
+    onConnection(listener: (workspace: string, server: string, conn: UpstreamConnection) => void): () => void {
+      connectionListeners.add(listener);
+      return () => connectionListeners.delete(listener);
     },
 
     /** Waits for every queued operation on a workspace (tests and shutdown). */

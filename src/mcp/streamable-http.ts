@@ -1,0 +1,274 @@
+// MCP Streamable HTTP (2025-03-26 .. 2025-11-25) on /mcp/{workspace}: sessions bound to the token's user,
+// header checks, JSON answers that turn into SSE only when a request needs a stream, GET and DELETE.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { classify, RPC } from './json-rpc.js';
+import type { JsonRpcId, JsonRpcMessage, JsonRpcResponse } from './json-rpc.js';
+import { CancelledError, SUPPORTED_PROTOCOL_VERSIONS } from './workspace-router.js';
+import type { ClientSink, Role, Session, WorkspaceRouter } from './workspace-router.js';
+
+export const SESSION_HEADER = 'mcp-session-id';
+export const VERSION_HEADER = 'mcp-protocol-version';
+
+/** Text/event-stream writer for one HTTP response. */
+export class SseStream implements ClientSink {
+  private open = true;
+  constructor(
+    private readonly res: ServerResponse,
+    headers: Record<string, string> = {},
+  ) {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', ...headers });
+    res.flushHeaders();
+    res.on('close', () => {
+      this.open = false;
+    });
+  }
+  get isOpen(): boolean {
+    return this.open;
+  }
+  send(message: JsonRpcMessage): boolean {
+    if (!this.open) return false;
+    this.res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+    return true;
+  }
+  end(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.res.end();
+  }
+}
+
+/** The answer to one POSTed request: plain JSON unless something must be sent before it, then SSE. */
+class PostResponder implements ClientSink {
+  private sse: SseStream | undefined;
+  private done = false;
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly headers: Record<string, string>,
+  ) {}
+  send(message: JsonRpcMessage): boolean {
+    if (this.done || this.res.destroyed) return false;
+    this.sse ??= new SseStream(this.res, this.headers);
+    return this.sse.send(message);
+  }
+  finish(response: JsonRpcResponse | undefined): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.sse) {
+      if (response) this.sse.send(response);
+      this.sse.end();
+      return;
+    }
+    if (this.res.destroyed) return;
+    if (!response) {
+      this.res.writeHead(204, this.headers).end();
+      return;
+    }
+    const body = JSON.stringify(response);
+    this.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...this.headers });
+    this.res.end(body);
+  }
+}
+
+function rpcError(res: ServerResponse, status: number, code: number, message: string, id: JsonRpcId | null = null, headers: Record<string, string> = {}): void {
+  const body = JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+const accepts = (req: IncomingMessage, type: string) => {
+  const accept = req.headers.accept ?? '';
+  return accept.includes(type) || accept.includes('*/*');
+};
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export interface StreamableDeps {
+  router: WorkspaceRouter;
+  maxBodyBytes: number;
+}
+
+export interface Caller {
+  workspace: string;
+  sub: string;
+  role: Role;
+}
+
+export function createStreamableHttp(deps: StreamableDeps) {
+  const { router } = deps;
+
+  const readBody = (req: IncomingMessage): Promise<Buffer | 'too_large'> =>
+    new Promise((resolve, reject) => {
+      if (Number(req.headers['content-length'] ?? 0) > deps.maxBodyBytes) {
+        req.resume();
+        resolve('too_large');
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let over = false;
+      req.on('data', (c: Buffer) => {
+        if (over) return;
+        size += c.length;
+        if (size > deps.maxBodyBytes) {
+          over = true;
+          resolve('too_large');
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('end', () => {
+        if (!over) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      });
+      req.on('error', reject);
+    });
+
+  /** The session a request names, with the checks of the contract: missing 400, unknown or foreign 404. */
+  const sessionFor = (req: IncomingMessage, res: ServerResponse, caller: Caller, id: JsonRpcId | null): Session | undefined => {
+    const sid = req.headers[SESSION_HEADER];
+    if (typeof sid !== 'string' || sid === '') {
+      rpcError(res, 400, RPC.invalidRequest, 'Bad Request: Mcp-Session-Id header is required', id);
+      return undefined;
+    }
+    const session = router.session(sid, caller.workspace, caller.sub);
+    if (!session) {
+      rpcError(res, 404, RPC.invalidRequest, 'Session not found', id);
+      return undefined;
+    }
+    // A role change (or removal) applies to live sessions at once.
+    session.role = caller.role;
+    return session;
+  };
+
+  const versionOk = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const v = req.headers[VERSION_HEADER];
+    if (v === undefined) return true; // the transport spec says to assume 2025-03-26
+    if (typeof v === 'string' && (SUPPORTED_PROTOCOL_VERSIONS as readonly string[]).includes(v)) return true;
+    rpcError(res, 400, RPC.invalidRequest, `Bad Request: unsupported MCP-Protocol-Version ${String(v)} (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`);
+    return false;
+  };
+
+  const post = async (req: IncomingMessage, res: ServerResponse, caller: Caller): Promise<void> => {
+    const ct = (req.headers['content-type'] ?? '').toLowerCase();
+    if (!ct.startsWith('application/json')) {
+      rpcError(res, 415, RPC.invalidRequest, 'Unsupported Media Type: Content-Type must be application/json');
+      return;
+    }
+    const raw = await readBody(req);
+    if (raw === 'too_large') {
+      rpcError(res, 413, RPC.invalidRequest, `Content Too Large: the body exceeds ${deps.maxBodyBytes} bytes`);
+      return;
+    }
+    let text: string;
+    try {
+      text = decoder.decode(raw);
+    } catch {
+      rpcError(res, 400, RPC.parseError, 'Parse error: the body is not valid UTF-8');
+      return;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      rpcError(res, 400, RPC.parseError, 'Parse error: the body is not valid JSON');
+      return;
+    }
+    const c = classify(parsed);
+    if (c.kind === 'invalid') {
+      rpcError(res, 400, RPC.invalidRequest, `Invalid Request: ${c.reason}`, c.id ?? null);
+      return;
+    }
+
+    if (c.kind === 'request' && c.msg.method === 'initialize') {
+      if (req.headers[SESSION_HEADER] !== undefined) {
+        rpcError(res, 400, RPC.invalidRequest, 'Bad Request: initialize must not carry an Mcp-Session-Id', c.msg.id);
+        return;
+      }
+      if (!accepts(req, 'application/json') || !accepts(req, 'text/event-stream')) {
+        rpcError(res, 406, RPC.invalidRequest, 'Not Acceptable: the client must accept both application/json and text/event-stream', c.msg.id);
+        return;
+      }
+      const { session, result } = router.initialize(caller.workspace, caller.sub, caller.role, c.msg);
+      const body = JSON.stringify({ jsonrpc: '2.0', id: c.msg.id, result });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'mcp-session-id': session.id });
+      res.end(body);
+      return;
+    }
+
+    const id = c.kind === 'request' ? c.msg.id : null;
+    if (!versionOk(req, res)) return;
+    const session = sessionFor(req, res, caller, id);
+    if (!session) return;
+
+    if (c.kind === 'notification') {
+      router.notification(session, c.msg);
+      res.writeHead(202).end();
+      return;
+    }
+    if (c.kind === 'response') {
+      router.response(session, c.msg);
+      res.writeHead(202).end();
+      return;
+    }
+    if (!accepts(req, 'application/json') || !accepts(req, 'text/event-stream')) {
+      rpcError(res, 406, RPC.invalidRequest, 'Not Acceptable: the client must accept both application/json and text/event-stream', id);
+      return;
+    }
+    const responder = new PostResponder(res, {});
+    const clientId = c.msg.id;
+    let finished = false;
+    // A client that hangs up before its answer has cancelled the request.
+    res.on('close', () => {
+      if (!finished) router.abandon(session, clientId);
+    });
+    try {
+      const response = await router.request(session, c.msg, responder);
+      finished = true;
+      responder.finish(response);
+    } catch (err) {
+      finished = true;
+      if (err instanceof CancelledError) responder.finish(undefined);
+      else throw err;
+    }
+  };
+
+  const get = (req: IncomingMessage, res: ServerResponse, caller: Caller): void => {
+    if (!accepts(req, 'text/event-stream')) {
+      rpcError(res, 406, RPC.invalidRequest, 'Not Acceptable: the client must accept text/event-stream');
+      return;
+    }
+    if (!versionOk(req, res)) return;
+    const session = sessionFor(req, res, caller, null);
+    if (!session) return;
+    if (session.stream && (session.stream as SseStream).isOpen) {
+      rpcError(res, 409, RPC.invalidRequest, 'Conflict: this session already has an open stream');
+      return;
+    }
+    const stream = new SseStream(res);
+    session.stream = stream;
+    res.on('close', () => {
+      if (session.stream === stream) session.stream = undefined;
+    });
+  };
+
+  const del = (req: IncomingMessage, res: ServerResponse, caller: Caller): void => {
+    const session = sessionFor(req, res, caller, null);
+    if (!session) return;
+    (session.stream as SseStream | undefined)?.end();
+    router.close(session.id);
+    res.writeHead(200).end();
+  };
+
+  return async function handle(req: IncomingMessage, res: ServerResponse, caller: Caller): Promise<void> {
+    switch (req.method) {
+      case 'POST':
+        return post(req, res, caller);
+      case 'GET':
+        return get(req, res, caller);
+      case 'DELETE':
+        return del(req, res, caller);
+      default:
+        res.writeHead(405, { allow: 'GET, POST, DELETE' }).end();
+    }
+  };
+}
+

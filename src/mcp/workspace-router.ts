@@ -1,0 +1,563 @@
+// The multiplexer and aggregator behind /mcp/{workspace}: client sessions share each server's one process.
+// Era-neutral: transports hand it parsed JSON-RPC messages and a sink for messages tied to one request.
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ProtocolError, RPC } from './json-rpc.js';
+import type { JsonRpcId, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from './json-rpc.js';
+import { UpstreamClosedError } from './upstream-connection.js';
+import type { InitializeResult, UpstreamConnection } from './upstream-connection.js';
+
+export const SUPPORTED_PROTOCOL_VERSIONS = ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25'] as const;
+export const LATEST_PROTOCOL_VERSION = '2025-11-25';
+export const NAME_SEPARATOR = '__';
+/** The root the gateway reports for roots/list: every server's private volume. */
+export const WORKSPACE_ROOT = { uri: 'file:///workspace', name: 'workspace' };
+const RESOURCE_NOT_FOUND = -32002;
+const FORBIDDEN = -32001;
+
+export type Role = 'owner' | 'member' | 'viewer';
+
+/** Where messages for one client go: a request's own stream, or the session's GET stream. */
+export interface ClientSink {
+  send(message: JsonRpcMessage): boolean;
+}
+
+export interface Directory {
+  serverNames(workspace: string): string[] | undefined;
+  connection(workspace: string, server: string): UpstreamConnection | undefined;
+  onConnection(listener: (workspace: string, server: string, conn: UpstreamConnection) => void): () => void;
+}
+
+export interface Session {
+  id: string;
+  workspace: string;
+  sub: string;
+  role: Role;
+  protocolVersion: string;
+  clientCapabilities: Record<string, unknown>;
+  clientInfo?: unknown;
+  /** The standalone GET stream, when the client has one open. */
+  stream?: ClientSink;
+  lastSeen: number;
+  /** Client request id -> the upstream request it became (for cancellation). */
+  requests: Map<JsonRpcId, { conn: UpstreamConnection; upstreamId: number }>;
+  subscriptions: Set<string>;
+}
+
+interface InFlight {
+  session: Session;
+  sink: ClientSink;
+}
+
+interface PendingClientAnswer {
+  session: Session;
+  resolve(r: Omit<JsonRpcResponse, 'jsonrpc' | 'id'>): void;
+  timer: NodeJS.Timeout;
+}
+
+interface WorkspaceIndex {
+  /** Resource URI -> the server that listed it. */
+  resources: Map<string, string>;
+  templates: { server: string; pattern: RegExp }[];
+  /** "server\0uri" -> subscribed session ids. */
+  subscriptions: Map<string, Set<string>>;
+}
+
+export class CancelledError extends Error {
+  constructor() {
+    super('the request was cancelled');
+    this.name = 'CancelledError';
+  }
+}
+
+export interface RouterOptions {
+  directory: Directory;
+  logger: Pick<Logger, 'warn' | 'debug' | 'info'>;
+  requestTimeoutMs?: number;
+  sessionIdleMs?: number;
+  maxSessions?: number;
+  gatewayVersion?: string;
+}
+
+type Params = Record<string, unknown>;
+
+const obj = (v: unknown): Params => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Params) : {});
+
+/** Turns an RFC 6570 template into a matcher for the URIs it can expand to (simple expressions only). */
+export function templatePattern(template: string): RegExp {
+  let out = '';
+  let last = 0;
+  for (const m of template.matchAll(/\{([+#]?)[^}]*\}/g)) {
+    out += template.slice(last, m.index).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    out += m[1] ? '.*' : '[^/]*';
+    last = m.index + m[0].length;
+  }
+  out += template.slice(last).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^${out}$`);
+}
+
+export function createWorkspaceRouter(opts: RouterOptions) {
+  const { directory, logger } = opts;
+  const timeoutMs = opts.requestTimeoutMs ?? 300_000;
+  const sessions = new Map<string, Session>();
+  const indexes = new Map<string, WorkspaceIndex>();
+  const progress = new Map<string, { session: Session; token: string | number; sink: ClientSink }>();
+  const inflight = new WeakMap<UpstreamConnection, Map<number, InFlight>>();
+  const pendingAnswers = new Map<string, PendingClientAnswer>();
+  const attached = new WeakSet<UpstreamConnection>();
+  const connServer = new WeakMap<UpstreamConnection, { workspace: string; server: string }>();
+  let seq = 0;
+
+  const index = (ws: string): WorkspaceIndex => {
+    let i = indexes.get(ws);
+    if (!i) {
+      i = { resources: new Map(), templates: [], subscriptions: new Map() };
+      indexes.set(ws, i);
+    }
+    return i;
+  };
+
+  const sessionsOf = (ws: string) => [...sessions.values()].filter((s) => s.workspace === ws);
+
+  // ---- messages from servers ---------------------------------------------------------------------------
+
+  const onUpstreamNotification = (workspace: string, server: string, multi: () => boolean) => (n: JsonRpcNotification) => {
+    const params = obj(n.params);
+    switch (n.method) {
+      case 'notifications/progress': {
+        const entry = progress.get(String(params.progressToken));
+        if (entry) entry.sink.send({ ...n, params: { ...params, progressToken: entry.token } });
+        return;
+      }
+      case 'notifications/resources/updated': {
+        const subs = index(workspace).subscriptions.get(`${server}\0${String(params.uri)}`);
+        for (const id of subs ?? []) sessions.get(id)?.stream?.send(n);
+        return;
+      }
+      case 'notifications/tools/list_changed':
+      case 'notifications/prompts/list_changed':
+      case 'notifications/resources/list_changed':
+        for (const s of sessionsOf(workspace)) s.stream?.send(n);
+        return;
+      case 'notifications/message': {
+        const sub = typeof params.logger === 'string' ? `/${params.logger}` : '';
+        const msg = multi() ? { ...n, params: { ...params, logger: `${server}${sub}` } } : n;
+        for (const s of sessionsOf(workspace)) s.stream?.send(msg);
+        return;
+      }
+      case 'notifications/cancelled': {
+        // The server gave up on a request it sent to a client.
+        const key = `${server}:${String(params.requestId)}`;
+        for (const [id, p] of pendingAnswers) {
+          if (id.startsWith(`${workspace}:${key}:`)) {
+            clearTimeout(p.timer);
+            pendingAnswers.delete(id);
+            p.session.stream?.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { ...params, requestId: id } });
+          }
+        }
+        return;
+      }
+      default:
+        logger.debug({ workspace, server, method: n.method }, 'dropped a notification from a server');
+    }
+  };
+
+  /** Server-to-client requests: roots answered here; sampling and elicitation go to the one asking session. */
+  const onUpstreamRequest = (workspace: string, server: string, conn: UpstreamConnection) => async (req: JsonRpcRequest): Promise<Omit<JsonRpcResponse, 'jsonrpc' | 'id'>> => {
+    if (req.method === 'roots/list') return { result: { roots: [WORKSPACE_ROOT] } };
+    if (req.method === 'ping') return { result: {} };
+    const candidates = new Map<string, InFlight>();
+    for (const f of inflight.get(conn)?.values() ?? []) candidates.set(f.session.id, f);
+    if (candidates.size !== 1) {
+      const why = candidates.size === 0 ? 'no client has a request in flight to this server' : `${candidates.size} clients have requests in flight to this server, so the one to ask is ambiguous`;
+      return { error: { code: RPC.invalidRequest, message: `the gateway cannot route ${req.method}: ${why}` } };
+    }
+    const target = [...candidates.values()][0]!;
+    const capability = req.method.split('/')[0]!;
+    if (!(capability in target.session.clientCapabilities)) {
+      return { error: { code: RPC.methodNotFound, message: `the client does not support ${capability}` } };
+    }
+    const gid = `${workspace}:${server}:${String(req.id)}:${++seq}`;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        pendingAnswers.delete(gid);
+        resolve({ error: { code: RPC.internalError, message: `the client did not answer ${req.method} in time` } });
+      }, timeoutMs);
+      timer.unref();
+      pendingAnswers.set(gid, { session: target.session, resolve, timer });
+      if (!target.sink.send({ ...req, id: gid })) {
+        clearTimeout(timer);
+        pendingAnswers.delete(gid);
+        resolve({ error: { code: RPC.internalError, message: 'the client is no longer connected' } });
+      }
+    });
+  };
+
+  const attach = (workspace: string, server: string, conn: UpstreamConnection) => {
+    if (attached.has(conn)) return;
+    attached.add(conn);
+    connServer.set(conn, { workspace, server });
+    const multi = () => (directory.serverNames(workspace)?.length ?? 1) > 1;
+    conn.onNotification(onUpstreamNotification(workspace, server, multi));
+    conn.requestHandler = onUpstreamRequest(workspace, server, conn);
+    // A restarted server forgets subscriptions: renew the ones clients still hold.
+    for (const [key, subs] of index(workspace).subscriptions) {
+      const [srv, uri] = key.split('\0');
+      if (srv === server && subs.size > 0) void conn.call('resources/subscribe', { uri }).catch(() => undefined);
+    }
+  };
+  directory.onConnection(attach);
+
+  const connectionFor = (workspace: string, server: string): UpstreamConnection => {
+    const conn = directory.connection(workspace, server);
+    if (!conn) throw new ProtocolError(RPC.internalError, `server "${server}" is not running right now; its tools are unavailable until it is back`);
+    attach(workspace, server, conn);
+    return conn;
+  };
+
+  // ---- forwarding --------------------------------------------------------------------------------------
+
+  const forward = async (session: Session, clientId: JsonRpcId, server: string, method: string, params: Params | undefined, sink: ClientSink): Promise<Omit<JsonRpcResponse, 'jsonrpc' | 'id'>> => {
+    const conn = connectionFor(session.workspace, server);
+    let upParams = params;
+    let upToken: string | undefined;
+    const meta = obj(params?._meta);
+    const token = meta.progressToken;
+    if (typeof token === 'string' || typeof token === 'number') {
+      upToken = `p${++seq}`;
+      upParams = { ...params, _meta: { ...meta, progressToken: upToken } };
+      progress.set(upToken, { session, token, sink });
+    }
+    const { id, response } = conn.start(method, upParams, timeoutMs);
+    let flights = inflight.get(conn);
+    if (!flights) {
+      flights = new Map();
+      inflight.set(conn, flights);
+    }
+    flights.set(id, { session, sink });
+    session.requests.set(clientId, { conn, upstreamId: id });
+    try {
+      const r = await response;
+      return r.error ? { error: r.error } : { result: r.result };
+    } catch (err) {
+      if (err instanceof CancelledError || err instanceof ProtocolError) throw err;
+      if (err instanceof UpstreamClosedError) throw new ProtocolError(RPC.internalError, `server "${server}" stopped while handling the request`);
+      throw err;
+    } finally {
+      flights.delete(id);
+      session.requests.delete(clientId);
+      if (upToken) progress.delete(upToken);
+    }
+  };
+
+  const split = (session: Session, name: unknown, kind: string): { server: string; name: string } => {
+    const names = directory.serverNames(session.workspace) ?? [];
+    if (typeof name !== 'string' || name.length === 0) throw new ProtocolError(RPC.invalidParams, `${kind} name is required`);
+    if (names.length === 1) return { server: names[0]!, name };
+    const at = name.indexOf(NAME_SEPARATOR);
+    const server = at > 0 ? name.slice(0, at) : '';
+    if (!names.includes(server)) throw new ProtocolError(RPC.invalidParams, `unknown ${kind}: ${name}`);
+    return { server, name: name.slice(at + NAME_SEPARATOR.length) };
+  };
+
+  const LIST_KEYS: Record<string, string> = {
+    'tools/list': 'tools',
+    'prompts/list': 'prompts',
+    'resources/list': 'resources',
+    'resources/templates/list': 'resourceTemplates',
+  };
+
+  const remember = (ws: string, server: string, key: string, items: Params[]) => {
+    const i = index(ws);
+    if (key === 'resources') for (const r of items) if (typeof r.uri === 'string') i.resources.set(r.uri, server);
+    if (key === 'resourceTemplates') {
+      i.templates = i.templates.filter((t) => t.server !== server);
+      for (const t of items) if (typeof t.uriTemplate === 'string') i.templates.push({ server, pattern: templatePattern(t.uriTemplate) });
+    }
+  };
+
+  /** Lists across every server of a multi-server workspace: all pages, names prefixed. */
+  const aggregateList = async (session: Session, method: string, sink: ClientSink): Promise<Omit<JsonRpcResponse, 'jsonrpc' | 'id'>> => {
+    const key = LIST_KEYS[method]!;
+    const names = directory.serverNames(session.workspace) ?? [];
+    const parts = await Promise.all(
+      names.map(async (server) => {
+        if (!directory.connection(session.workspace, server)) return [];
+        const out: Params[] = [];
+        let cursor: unknown;
+        for (let page = 0; page < 50; page++) {
+          const r = await forward(session, `list:${++seq}`, server, method, cursor === undefined ? undefined : { cursor }, sink).catch(() => undefined);
+          if (!r?.result) break;
+          const result = obj(r.result);
+          const items = Array.isArray(result[key]) ? (result[key] as Params[]) : [];
+          remember(session.workspace, server, key, items);
+          for (const item of items) {
+            out.push(key === 'tools' || key === 'prompts' ? { ...item, name: `${server}${NAME_SEPARATOR}${String(item.name)}` } : item);
+          }
+          cursor = result.nextCursor;
+          if (typeof cursor !== 'string' || cursor === '') break;
+        }
+        return out;
+      }),
+    );
+    return { result: { [key]: parts.flat() } };
+  };
+
+  const ownerOf = async (session: Session, uri: unknown, sink: ClientSink): Promise<string> => {
+    const names = directory.serverNames(session.workspace) ?? [];
+    if (names.length === 1) return names[0]!;
+    if (typeof uri !== 'string') throw new ProtocolError(RPC.invalidParams, 'uri is required');
+    const find = () => {
+      const i = index(session.workspace);
+      return i.resources.get(uri) ?? i.templates.find((t) => t.pattern.test(uri))?.server;
+    };
+    let owner = find();
+    if (!owner) {
+      await aggregateList(session, 'resources/list', sink);
+      await aggregateList(session, 'resources/templates/list', sink);
+      owner = find();
+    }
+    if (!owner) throw new ProtocolError(RESOURCE_NOT_FOUND, `resource not found: ${uri}`);
+    return owner;
+  };
+
+  const negotiate = (requested: unknown): string =>
+    typeof requested === 'string' && (SUPPORTED_PROTOCOL_VERSIONS as readonly string[]).includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
+
+  const initializeResult = (workspace: string, protocolVersion: string): InitializeResult => {
+    const names = directory.serverNames(workspace) ?? [];
+    const inits = names.map((n) => directory.connection(workspace, n)?.initializeResult);
+    if (names.length === 1 && inits[0]) {
+      return { ...inits[0], protocolVersion };
+    }
+    const capabilities: Params = { tools: { listChanged: true }, prompts: { listChanged: true }, resources: { subscribe: true, listChanged: true }, logging: {}, completions: {} };
+    const instructions = names
+      .map((n, i) => (inits[i]?.instructions ? `[${n}] ${inits[i].instructions}` : ''))
+      .filter(Boolean)
+      .join('\n\n');
+    return {
+      protocolVersion,
+      capabilities,
+      serverInfo: { name: `mcpx/${workspace}`, version: opts.gatewayVersion ?? '0.1.0' },
+      ...(instructions ? { instructions } : {}),
+    };
+  };
+
+  // ---- the router's face -------------------------------------------------------------------------------
+
+  const router = {
+    /** Handles `initialize`: creates a session bound to the caller and answers from the cached handshakes. */
+    initialize(workspace: string, sub: string, role: Role, request: JsonRpcRequest): { session: Session; result: InitializeResult } {
+      if ((opts.maxSessions ?? 10_000) <= sessions.size) router.sweep(Date.now());
+      if ((opts.maxSessions ?? 10_000) <= sessions.size) throw new ProtocolError(RPC.internalError, 'too many sessions; try again later');
+      const params = obj(request.params);
+      const protocolVersion = negotiate(params.protocolVersion);
+      const session: Session = {
+        id: randomBytes(24).toString('base64url'),
+        workspace,
+        sub,
+        role,
+        protocolVersion,
+        clientCapabilities: obj(params.capabilities),
+        clientInfo: params.clientInfo,
+        lastSeen: Date.now(),
+        requests: new Map(),
+        subscriptions: new Set(),
+      };
+      sessions.set(session.id, session);
+      return { session, result: initializeResult(workspace, protocolVersion) };
+    },
+
+    /**
+     * A session for one stateless request (protocol 2026-07-28): never stored, so no later request can name it.
+     * The caller dispatches with it, then calls `release`.
+     */
+    statelessSession(workspace: string, sub: string, role: Role, meta: { protocolVersion: string; clientCapabilities?: unknown; clientInfo?: unknown }): Session {
+      return {
+        id: `stateless:${randomBytes(12).toString('base64url')}`,
+        workspace,
+        sub,
+        role,
+        protocolVersion: meta.protocolVersion,
+        clientCapabilities: obj(meta.clientCapabilities),
+        clientInfo: meta.clientInfo,
+        lastSeen: Date.now(),
+        requests: new Map(),
+        subscriptions: new Set(),
+      };
+    },
+
+    /** Ends a stateless session's in-flight work (its client went away). */
+    release(session: Session): void {
+      for (const clientId of [...session.requests.keys()]) router.abandon(session, clientId);
+    },
+
+    /** What `initialize` would answer (capabilities, serverInfo, instructions), for `server/discover`. */
+    describe(workspace: string, protocolVersion: string): InitializeResult {
+      return initializeResult(workspace, protocolVersion);
+    },
+
+    /** A session, only for the user it belongs to; anything else is indistinguishable from an unknown id. */
+    session(id: string, workspace: string, sub: string): Session | undefined {
+      const s = sessions.get(id);
+      if (!s || s.workspace !== workspace || s.sub !== sub) return undefined;
+      s.lastSeen = Date.now();
+      return s;
+    },
+
+    /** Answers one client request. Messages tied to it (progress, sampling) go to `sink` first. */
+    async request(session: Session, msg: JsonRpcRequest, sink: ClientSink): Promise<JsonRpcResponse> {
+      try {
+        const body = await router.dispatch(session, msg, sink);
+        return { jsonrpc: '2.0', id: msg.id, ...body };
+      } catch (err) {
+        if (err instanceof CancelledError) throw err;
+        if (err instanceof ProtocolError) return { jsonrpc: '2.0', id: msg.id, error: err.toJSON() };
+        logger.warn({ err, method: msg.method }, 'request failed');
+        return { jsonrpc: '2.0', id: msg.id, error: { code: RPC.internalError, message: 'internal error' } };
+      }
+    },
+
+    async dispatch(session: Session, msg: JsonRpcRequest, sink: ClientSink): Promise<Omit<JsonRpcResponse, 'jsonrpc' | 'id'>> {
+      const params = obj(msg.params);
+      const names = directory.serverNames(session.workspace);
+      if (!names) throw new ProtocolError(RPC.internalError, 'the workspace is gone');
+      const single = names.length === 1;
+      switch (msg.method) {
+        case 'initialize':
+          throw new ProtocolError(RPC.invalidRequest, 'the session is already initialized');
+        case 'ping':
+          return { result: {} };
+        case 'tools/list':
+        case 'prompts/list':
+        case 'resources/list':
+        case 'resources/templates/list':
+          if (single) {
+            const r = await forward(session, msg.id, names[0]!, msg.method, msg.params, sink);
+            if (r.result) remember(session.workspace, names[0]!, LIST_KEYS[msg.method]!, (obj(r.result)[LIST_KEYS[msg.method]!] as Params[] | undefined) ?? []);
+            return r;
+          }
+          return aggregateList(session, msg.method, sink);
+        case 'tools/call':
+        case 'prompts/get': {
+          if (msg.method === 'tools/call' && session.role === 'viewer') {
+            throw new ProtocolError(FORBIDDEN, 'your role in this workspace (viewer) may list tools but not call them');
+          }
+          const { server, name } = split(session, params.name, msg.method === 'tools/call' ? 'tool' : 'prompt');
+          return forward(session, msg.id, server, msg.method, { ...params, name }, sink);
+        }
+        case 'resources/read':
+          return forward(session, msg.id, await ownerOf(session, params.uri, sink), msg.method, msg.params, sink);
+        case 'resources/subscribe':
+        case 'resources/unsubscribe': {
+          const uri = String(params.uri);
+          const server = await ownerOf(session, params.uri, sink);
+          const key = `${server}\0${uri}`;
+          const subs = index(session.workspace).subscriptions;
+          const holders = subs.get(key) ?? new Set<string>();
+          if (msg.method === 'resources/subscribe') {
+            // Reference-counted: only the first subscriber reaches the server.
+            if (holders.size === 0) {
+              const r = await forward(session, msg.id, server, msg.method, msg.params, sink);
+              if (r.error) return r;
+            }
+            holders.add(session.id);
+            subs.set(key, holders);
+            session.subscriptions.add(key);
+          } else {
+            holders.delete(session.id);
+            session.subscriptions.delete(key);
+            if (holders.size === 0 && subs.delete(key)) {
+              await forward(session, msg.id, server, msg.method, msg.params, sink).catch(() => undefined);
+            }
+          }
+          return { result: {} };
+        }
+        case 'completion/complete': {
+          const ref = obj(params.ref);
+          if (ref.type === 'ref/prompt') {
+            const { server, name } = split(session, ref.name, 'prompt');
+            return forward(session, msg.id, server, msg.method, { ...params, ref: { ...ref, name } }, sink);
+          }
+          return forward(session, msg.id, await ownerOf(session, ref.uri, sink), msg.method, msg.params, sink);
+        }
+        case 'logging/setLevel':
+          await Promise.all(
+            names.filter((n) => directory.connection(session.workspace, n)).map((n) => forward(session, `lvl:${++seq}`, n, msg.method, msg.params, sink).catch(() => undefined)),
+          );
+          return { result: {} };
+        default:
+          if (single) return forward(session, msg.id, names[0]!, msg.method, msg.params, sink);
+          throw new ProtocolError(RPC.methodNotFound, `method not found: ${msg.method}`);
+      }
+    },
+
+    /** Client notifications: cancellation is rewritten to the upstream id; the rest is handled here. */
+    notification(session: Session, msg: JsonRpcNotification): void {
+      const params = obj(msg.params);
+      if (msg.method === 'notifications/cancelled') {
+        const id = params.requestId;
+        const r = typeof id === 'string' || typeof id === 'number' ? session.requests.get(id) : undefined;
+        if (r) {
+          r.conn.notify('notifications/cancelled', { ...params, requestId: r.upstreamId });
+          r.conn.abandon(r.upstreamId, new CancelledError());
+        }
+      }
+      // notifications/initialized, roots/list_changed (the gateway owns roots) and progress need nothing more.
+    },
+
+    /** A client's answer to a server-to-client request the gateway forwarded. */
+    response(session: Session, msg: JsonRpcResponse): void {
+      const p = typeof msg.id === 'string' ? pendingAnswers.get(msg.id) : undefined;
+      if (!p || p.session !== session) return;
+      clearTimeout(p.timer);
+      pendingAnswers.delete(msg.id as string);
+      p.resolve(msg.error ? { error: msg.error } : { result: msg.result });
+    },
+
+    /** Abandons a request whose client went away (connection closed before the answer). */
+    abandon(session: Session, clientId: JsonRpcId): void {
+      const r = session.requests.get(clientId);
+      if (!r) return;
+      r.conn.notify('notifications/cancelled', { requestId: r.upstreamId, reason: 'the client disconnected' });
+      r.conn.abandon(r.upstreamId, new CancelledError());
+    },
+
+    close(id: string): boolean {
+      const s = sessions.get(id);
+      if (!s) return false;
+      sessions.delete(id);
+      for (const clientId of [...s.requests.keys()]) router.abandon(s, clientId);
+      const subs = index(s.workspace).subscriptions;
+      for (const key of s.subscriptions) {
+        const holders = subs.get(key);
+        holders?.delete(id);
+        if (holders && holders.size === 0) {
+          subs.delete(key);
+          const [server, uri] = key.split('\0');
+          void directory.connection(s.workspace, server!)?.call('resources/unsubscribe', { uri }).catch(() => undefined);
+        }
+      }
+      return true;
+    },
+
+    /** Drops sessions idle for longer than the limit. */
+    sweep(now: number): void {
+      const idle = opts.sessionIdleMs ?? 3_600_000;
+      for (const s of sessions.values()) if (now - s.lastSeen > idle && s.requests.size === 0) router.close(s.id);
+    },
+
+    /** Drops every session of a workspace (deleted). */
+    forgetWorkspace(workspace: string): void {
+      for (const s of sessionsOf(workspace)) router.close(s.id);
+      indexes.delete(workspace);
+    },
+
+    get sessionCount(): number {
+      return sessions.size;
+    },
+  };
+  return router;
+}
+
+export type WorkspaceRouter = ReturnType<typeof createWorkspaceRouter>;
