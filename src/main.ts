@@ -13,7 +13,8 @@ import { createApp, createMcpRoutes } from './ingress/index.js';
 import { createWorkspaceRouter } from './mcp/index.js';
 import { createMetrics } from './monitor/index.js';
 import { createDockerRuntimeClient } from './runtime/index.js';
-import { createWorkspaceStore, openDatabase } from './store/index.js';
+import { createSecretStore, createWorkspaceStore, openDatabase } from './store/index.js';
+import { createRedactionRegistry, createSecretService } from './secrets/index.js';
 import { createWorkspaceManager } from './workspaces/index.js';
 import type { SupervisionOptions, WorkspaceManager } from './workspaces/index.js';
 
@@ -53,6 +54,16 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     ...(config.jwksUrl ? { external: { jwksUrl: config.jwksUrl, issuer: config.jwtIssuer!, audience: config.jwtAudience! } } : {}),
   });
 
+  const secrets = createSecretService({
+    store: createSecretStore(db),
+    masterKeyFile: config.masterKeyFile ?? join(dataDir, 'master.key'),
+    createMasterKey: config.masterKeyFile === undefined,
+  });
+  const redaction = createRedactionRegistry({
+    values: (uid) => secrets.values(uid),
+    policy: (uid) => store.getByUid(uid)?.spec.redaction.patterns ?? 'redact',
+  });
+
   const docker = new Docker();
   const runtime = createDockerRuntimeClient(docker);
   if (!(await runtime.ping())) {
@@ -70,6 +81,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   let baseUrl = `http://${config.host}:${config.port}`;
   const manager = createWorkspaceManager({
     store,
+    secrets,
+    redactLog: (uid, line) => redaction.text(uid, line),
     runtime,
     images,
     logger,
@@ -88,8 +101,25 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     return errors;
   };
 
-  const router = createWorkspaceRouter({ directory: manager, logger });
-  manager.onWorkspaceGone((ws) => router.forgetWorkspace(ws));
+  const router = createWorkspaceRouter({
+    directory: manager,
+    logger,
+    redaction: {
+      forWorkspace: (ws) => {
+        const uid = manager.uidOf(ws);
+        return uid === undefined ? undefined : redaction.forWorkspace(uid);
+      },
+      onRedacted: (ws, server, hits) => {
+        const uid = manager.uidOf(ws);
+        if (uid !== undefined) store.addEvent(uid, 'secret_redacted', server, { secrets: hits.secrets, patterns: hits.patterns });
+      },
+    },
+  });
+  manager.onWorkspaceGone((ws, uid) => {
+    router.forgetWorkspace(ws);
+    redaction.invalidate(uid);
+    secrets.forget(uid);
+  });
   const sweeper = setInterval(() => router.sweep(Date.now()), 60_000);
   sweeper.unref();
   const mcp = createMcpRoutes({
@@ -116,6 +146,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     metrics,
     engineHealthy: () => runtime.ping(),
     mcp,
+    secrets,
+    onSpecReplaced: (rec) => redaction.invalidate(rec.uid),
+    onSecretChanged: (rec, name, removed) => {
+      redaction.invalidate(rec.uid);
+      if (!removed) manager.secretChanged(rec.name, name);
+    },
   });
 
   const server = createServer({ keepAliveTimeout: 65_000 }, app);

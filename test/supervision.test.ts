@@ -1,6 +1,7 @@
 // A server that crashes is restarted with exponential backoff; repeated crashes degrade the workspace, and a
 // server that then stays up brings it back to ready.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { docker } from './helpers/docker.js';
 import { PROBE_PACKAGE, startTestGateway, waitFor } from './helpers/gateway.js';
 import type { EventView, TestGateway } from './helpers/gateway.js';
 
@@ -50,5 +51,17 @@ describe('supervision', () => {
     expect(await conn.request('tools/call', { name: 'echo', arguments: { message: 'alive' } })).toEqual({ content: [{ type: 'text', text: 'alive' }] });
     await gw.waitStatus(WS, owner, ['ready'], 30_000);
     expect((await events()).at(-1)).toMatchObject({ type: 'ready', detail: { recovered: true } });
+  });
+
+  it('recreates a container removed behind its back', async () => {
+    const before = (await docker.listContainers({ filters: { label: [`mcpx.workspace=${WS}`] } }))[0]!;
+    await docker.getContainer(before.Id).remove({ force: true });
+    await waitFor('a new container', async () => {
+      const now = await docker.listContainers({ filters: { label: [`mcpx.workspace=${WS}`] } });
+      return now.length === 1 && now[0]!.Id !== before.Id ? true : undefined;
+    }, 60_000, 100);
+    const conn = await waitFor('the probe answering again', () => gw.gateway.manager.connection(WS, 'probe'), 60_000);
+    expect(await conn.request('tools/call', { name: 'echo', arguments: { message: 'back' } })).toEqual({ content: [{ type: 'text', text: 'back' }] });
+    expect((await events()).some((e) => e.type === 'container_missing')).toBe(true);
   });
 });

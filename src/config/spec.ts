@@ -38,6 +38,8 @@ export function parseBytes(v: string | number): number | undefined {
   return bytes > 0 ? bytes : undefined;
 }
 
+const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'is not a valid secret name');
+
 const serverSchema = z
   .strictObject({
     name: dnsName(40).describe('Server name, unique in the workspace; containers are named mcpx-<workspace>-<server>'),
@@ -50,15 +52,37 @@ const serverSchema = z
       .default({})
       .describe('Plain configuration passed as environment variables'),
     secrets: z
-      .array(z.string().regex(ENV_NAME_RE, 'is not a valid secret name'))
+      .array(
+        z.union([
+          secretName.transform((name) => ({ name, mode: 'env' as const })),
+          z.strictObject({
+            name: secretName,
+            mode: z.enum(['env', 'file']).default('env').describe('env: an environment variable; file: /run/secrets/NAME on a tmpfs'),
+          }),
+        ]),
+      )
       .max(64)
       .default([])
-      .describe('Names of workspace secrets this server receives'),
+      .describe('Workspace secrets this server receives: a name, or {name, mode}'),
   })
   .superRefine((s, ctx) => {
     if ((s.package === undefined) === (s.image === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['package'], message: 'exactly one of "package" or "image" is required' });
     }
+    const names = new Set<string>();
+    s.secrets.forEach((sec, i) => {
+      if (names.has(sec.name)) ctx.addIssue({ code: 'custom', path: ['secrets', i], message: `secret "${sec.name}" is named twice` });
+      names.add(sec.name);
+      if (sec.mode === 'file' && s.package === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['secrets', i, 'mode'], message: 'file mode needs a "package" server (the gateway\'s launcher writes the files)' });
+      }
+      if (sec.mode === 'env' && (RESERVED_ENV as readonly string[]).includes(sec.name)) {
+        ctx.addIssue({ code: 'custom', path: ['secrets', i], message: `"${sec.name}" is set by the gateway and cannot be a secret's variable` });
+      }
+      if (sec.mode === 'env' && sec.name in s.env) {
+        ctx.addIssue({ code: 'custom', path: ['secrets', i], message: `"${sec.name}" is also in env` });
+      }
+    });
     if (s.package !== undefined && s.command !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['command'], message: '"command" applies only to an "image" server' });
     }
@@ -101,6 +125,15 @@ export const workspaceSpecSchema = z
     network: networkSchema.default('none').describe('none (default): loopback only; or an egress allowlist'),
     isolation: z.enum(['standard', 'gvisor']).default('standard').describe('Container runtime tier'),
     members: z.record(z.string().min(1).max(256), roleSchema).default({}).describe('Users and their roles'),
+    redaction: z
+      .strictObject({
+        patterns: z
+          .enum(['redact', 'block', 'off'])
+          .default('redact')
+          .describe('Credential-shaped text in responses: redact it, block the whole response, or leave it (secret values are always redacted)'),
+      })
+      .default({ patterns: 'redact' })
+      .describe('Response redaction policy'),
     tools: z
       .strictObject({
         allow: z.array(z.string().min(1).max(256)).optional(),

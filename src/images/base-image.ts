@@ -1,5 +1,6 @@
 // The base runtime image: a root filesystem holding only the host's Node binary, the shared libraries it links and a
 // minimal /etc, imported through the Engine API because no registry exists to pull a base from. No shell on purpose.
+import { LAUNCHER_PATH, LAUNCHER_SOURCE } from './launcher.js';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
@@ -76,6 +77,7 @@ export async function planBaseImage(nodeExecPath: string): Promise<BasePlan> {
     { type: 'file', path: 'etc/group', mode: 0o644, source: Buffer.from(GROUP) },
     { type: 'file', path: 'etc/nsswitch.conf', mode: 0o644, source: Buffer.from(NSSWITCH) },
     { type: 'file', path: 'etc/hosts', mode: 0o644, source: Buffer.from(HOSTS) },
+    { type: 'file', path: rel(LAUNCHER_PATH), mode: 0o644, source: Buffer.from(LAUNCHER_SOURCE) },
   );
 
   const dirs = new Map<string, TarEntry>(FIXED_DIRS.map((d) => [d.path, d]));

@@ -3,3 +3,5 @@
 export { createImageBuilder, npmEnvironment } from './image-builder.js';
 export type { ImageBuilder, ImageBuilderDeps, ImageProgress, ServerImage } from './image-builder.js';
 export { ImageError } from './image-error.js';
+export { LAUNCHER_PATH } from './launcher.js';
+export type { LaunchConfig } from './launcher.js';

@@ -9,11 +9,16 @@ import type { Role, WorkspaceSpec } from '../config/index.js';
 import { AppError, invalid, notFound } from '../shared/errors.js';
 import type { WorkspaceRecord, WorkspaceStore } from '../store/index.js';
 import type { WorkspaceManager } from '../workspaces/index.js';
+import type { SecretService } from '../secrets/index.js';
 import { readBody, sendJson, sendProblem } from './http-util.js';
 
 export interface AdminDeps {
   store: WorkspaceStore;
   manager: WorkspaceManager;
+  secrets: Pick<SecretService, 'set' | 'list' | 'remove'>;
+  /** A secret was set or removed: rebuild redaction; on set, restart the servers that use it. */
+  onSecretChanged(workspace: WorkspaceRecord, name: string, removed: boolean): void;
+  onSpecReplaced(workspace: WorkspaceRecord): void;
   maxBodyBytes: number;
   /** Checks what the engine can do for a spec (e.g. gVisor present); returns errors naming the field. */
   checkSupported(spec: WorkspaceSpec): Promise<string[]>;
@@ -106,6 +111,7 @@ export function createAdminRoutes(deps: AdminDeps) {
         workspaceFor(who, params[0]!, 'manage');
         const spec = await readSpec(req);
         const rec = manager.update(params[0]!, spec);
+        deps.onSpecReplaced(rec);
         sendJson(res, 200, { name: rec.name, status: rec.status });
       },
     ],
@@ -176,6 +182,47 @@ export function createAdminRoutes(deps: AdminDeps) {
         const user = decodeURIComponent(params[1]!);
         if (user === rec.owner) throw invalid('the workspace owner cannot be removed');
         store.removeMember(rec.uid, user);
+        res.writeHead(204).end();
+        return Promise.resolve();
+      },
+    ],
+    [
+      'GET',
+      new RegExp(`^/api/v1/workspaces/${NAME}/secrets$`),
+      ({ res, who, params }) => {
+        const rec = workspaceFor(who, params[0]!, 'manage');
+        sendJson(res, 200, deps.secrets.list(rec.uid));
+        return Promise.resolve();
+      },
+    ],
+    [
+      'PUT',
+      new RegExp(`^/api/v1/workspaces/${NAME}/secrets/([^/]{1,256})$`),
+      async ({ req, res, who, params }) => {
+        const rec = workspaceFor(who, params[0]!, 'manage');
+        const name = decodeURIComponent(params[1]!);
+        let body: unknown;
+        try {
+          body = JSON.parse((await readBody(req, 128 * 1024)).toString('utf8'));
+        } catch {
+          // Never echo the body: it holds the value.
+          throw invalid('the body is not valid JSON');
+        }
+        const value = (body as { value?: unknown } | null)?.value;
+        if (typeof value !== 'string') throw invalid('value: must be a string', ['value: must be a string']);
+        deps.secrets.set(rec.uid, name, value);
+        deps.onSecretChanged(rec, name, false);
+        res.writeHead(204).end();
+      },
+    ],
+    [
+      'DELETE',
+      new RegExp(`^/api/v1/workspaces/${NAME}/secrets/([^/]{1,256})$`),
+      ({ res, who, params }) => {
+        const rec = workspaceFor(who, params[0]!, 'manage');
+        const name = decodeURIComponent(params[1]!);
+        if (!deps.secrets.remove(rec.uid, name)) throw notFound(`secret "${name}"`);
+        deps.onSecretChanged(rec, name, true);
         res.writeHead(204).end();
         return Promise.resolve();
       },

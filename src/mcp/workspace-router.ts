@@ -6,6 +6,8 @@ import { ProtocolError, RPC } from './json-rpc.js';
 import type { JsonRpcId, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from './json-rpc.js';
 import { UpstreamClosedError } from './upstream-connection.js';
 import type { InitializeResult, UpstreamConnection } from './upstream-connection.js';
+import { noHits } from '../secrets/index.js';
+import type { RedactionHits, Redactor } from '../secrets/index.js';
 
 export const SUPPORTED_PROTOCOL_VERSIONS = ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25'] as const;
 export const LATEST_PROTOCOL_VERSION = '2025-11-25';
@@ -70,8 +72,18 @@ export class CancelledError extends Error {
   }
 }
 
+/** Redaction of what servers send towards clients (see src/secrets); optional so the router stays testable alone. */
+export interface RouterRedaction {
+  forWorkspace(workspace: string): Redactor | undefined;
+  onRedacted(workspace: string, server: string, hits: RedactionHits): void;
+}
+
+/** JSON-RPC error for a response withheld by the `block` policy. */
+export const WITHHELD = -32005;
+
 export interface RouterOptions {
   directory: Directory;
+  redaction?: RouterRedaction;
   logger: Pick<Logger, 'warn' | 'debug' | 'info'>;
   requestTimeoutMs?: number;
   sessionIdleMs?: number;
@@ -119,9 +131,38 @@ export function createWorkspaceRouter(opts: RouterOptions) {
 
   const sessionsOf = (ws: string) => [...sessions.values()].filter((s) => s.workspace === ws);
 
+  /**
+   * Everything a server sends towards a client passes here: secret values are always replaced by
+   * [REDACTED:NAME]; credential shapes are redacted or, under the `block` policy, the whole message is withheld.
+   */
+  const protect = <T>(workspace: string, server: string, value: T): { value: T; blocked?: string } => {
+    const r: Redactor | undefined = opts.redaction?.forWorkspace(workspace);
+    if (!r || r.empty) return { value };
+    const hits = noHits();
+    const out = r.value(value, hits);
+    if (hits.secrets.length === 0 && hits.patterns.length === 0) return { value };
+    opts.redaction!.onRedacted(workspace, server, hits);
+    if (r.policy === 'block' && hits.patterns.length > 0) return { value: out, blocked: hits.patterns.join(', ') };
+    return { value: out };
+  };
+
+  const protectBody = (workspace: string, server: string, body: Omit<JsonRpcResponse, 'jsonrpc' | 'id'>): Omit<JsonRpcResponse, 'jsonrpc' | 'id'> => {
+    const p = protect(workspace, server, body);
+    if (p.blocked) return { error: { code: WITHHELD, message: `the server's response was withheld: it contained credential-shaped text (${p.blocked})` } };
+    return p.value;
+  };
+
+  /** Notifications are redacted too; a blocked one is dropped. */
+  const protectNote = <T extends JsonRpcMessage>(workspace: string, server: string, n: T): T | undefined => {
+    const p = protect(workspace, server, n);
+    return p.blocked ? undefined : p.value;
+  };
+
   // ---- messages from servers ---------------------------------------------------------------------------
 
-  const onUpstreamNotification = (workspace: string, server: string, multi: () => boolean) => (n: JsonRpcNotification) => {
+  const onUpstreamNotification = (workspace: string, server: string, multi: () => boolean) => (raw: JsonRpcNotification) => {
+    const n = protectNote(workspace, server, raw);
+    if (!n) return;
     const params = obj(n.params);
     switch (n.method) {
       case 'notifications/progress': {
@@ -177,6 +218,8 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     if (!(capability in target.session.clientCapabilities)) {
       return { error: { code: RPC.methodNotFound, message: `the client does not support ${capability}` } };
     }
+    const safe = protectNote(workspace, server, req);
+    if (!safe) return { error: { code: WITHHELD, message: 'the request was withheld: it contained credential-shaped text' } };
     const gid = `${workspace}:${server}:${String(req.id)}:${++seq}`;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -185,7 +228,7 @@ export function createWorkspaceRouter(opts: RouterOptions) {
       }, timeoutMs);
       timer.unref();
       pendingAnswers.set(gid, { session: target.session, resolve, timer });
-      if (!target.sink.send({ ...req, id: gid })) {
+      if (!target.sink.send({ ...safe, id: gid })) {
         clearTimeout(timer);
         pendingAnswers.delete(gid);
         resolve({ error: { code: RPC.internalError, message: 'the client is no longer connected' } });
@@ -238,7 +281,7 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     session.requests.set(clientId, { conn, upstreamId: id });
     try {
       const r = await response;
-      return r.error ? { error: r.error } : { result: r.result };
+      return protectBody(session.workspace, server, r.error ? { error: r.error } : { result: r.result });
     } catch (err) {
       if (err instanceof CancelledError || err instanceof ProtocolError) throw err;
       if (err instanceof UpstreamClosedError) throw new ProtocolError(RPC.internalError, `server "${server}" stopped while handling the request`);

@@ -37,6 +37,28 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
       CREATE INDEX events_by_workspace ON events(workspace_uid, id);
     `,
   },
+  {
+    id: 2,
+    name: 'secrets',
+    sql: `
+      -- One data key per workspace, wrapped by the master key named by master_key_id.
+      CREATE TABLE workspace_keys (
+        workspace_uid TEXT PRIMARY KEY REFERENCES workspaces(uid) ON DELETE CASCADE,
+        master_key_id TEXT NOT NULL,
+        wrapped BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        rotated_at TEXT
+      );
+      -- Values are stored sealed only: nonce || ciphertext || tag under the workspace's data key.
+      CREATE TABLE secrets (
+        workspace_uid TEXT NOT NULL REFERENCES workspaces(uid) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (workspace_uid, name)
+      );
+    `,
+  },
 ];
 
 export function openDatabase(file: string): Db {

@@ -1,8 +1,9 @@
 // Workspace lifecycle: create, converge to the spec, supervise (restart with backoff, degrade), delete, and
 // reconcile with the engine at start-up. Operations on one workspace run one at a time, in order.
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ServerSpec, WorkspaceSpec } from '../config/spec.js';
-import type { ImageBuilder, ServerImage } from '../images/index.js';
+import type { ImageBuilder, LaunchConfig, ServerImage } from '../images/index.js';
 import { UpstreamConnection } from '../mcp/index.js';
 import type { InitializeResult } from '../mcp/index.js';
 import { AttachedStdio, containerName, hardenedContainerConfig, LABELS, workspaceLabels } from '../runtime/index.js';
@@ -50,6 +51,8 @@ interface ServerState {
   generation: number;
   /** Set while the gateway itself stops the container: its exit is not a crash. */
   stopping: boolean;
+  /** Digest of the secrets the running process was started with: a change restarts it only if this differs. */
+  launchDigest?: string;
 }
 
 interface WorkspaceState {
@@ -77,6 +80,10 @@ export interface ServerView {
 
 export interface ManagerDeps {
   store: WorkspaceStore;
+  /** Plaintext secret values for injection at start (never stored by the manager). */
+  secrets: { values(uid: string, names?: readonly string[]): Map<string, string> };
+  /** Redacts secret values and credential shapes from what a server writes to its log. */
+  redactLog(uid: string, line: string): string;
   runtime: DockerRuntimeClient;
   images: Pick<ImageBuilder, 'ensureServerImage'>;
   logger: Logger;
@@ -96,7 +103,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   // The hot path (the MCP endpoint) looks workspaces up by name without touching the database.
   const byName = new Map<string, WorkspaceState>();
   const connectionListeners = new Set<(workspace: string, server: string, conn: UpstreamConnection) => void>();
-  const goneListeners = new Set<(workspace: string) => void>();
+  const goneListeners = new Set<(workspace: string, uid: string) => void>();
   let shuttingDown = false;
 
   const event = (ws: { uid: string }, type: string, server?: string, detail?: Record<string, unknown>) => {
@@ -159,16 +166,22 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     const conn = new UpstreamConnection({
       write: (line) => st.stdio?.writeLine(line) ?? false,
       onGarbage: (line, reason) => {
-        st.logs.push(`[mcpx] dropped a line on stdout that is not protocol (${reason}): ${line.slice(0, 200)}`);
+        st.logs.push(deps.redactLog(ws.uid, `[mcpx] dropped a line on stdout that is not protocol (${reason}): ${line.slice(0, 200)}`));
       },
     });
     st.conn = conn;
     st.stdio = new AttachedStdio(stream, {
       onStdoutLine: (line) => conn.handleLine(line),
-      onStderrLine: (line) => st.logs.push(line),
+      onStderrLine: (line) => st.logs.push(deps.redactLog(ws.uid, line)),
       onClose: () => onExit(ws, st, generation),
     });
     if (!alreadyRunning) {
+      // The launcher's first stdin line: the secrets this server receives, read fresh at every start.
+      if (st.spec.package !== undefined) {
+        const config = launchConfig(ws, st.spec, true);
+        st.launchDigest = digest(config);
+        st.stdio.writeLine(JSON.stringify(config));
+      }
       await runtime.start(id);
       event(ws, 'container_started', st.name, { container: containerName(ws.name, st.name), id: id.slice(0, 12) });
     }
@@ -190,6 +203,39 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       await runtime.kill(id);
       if (st.stdio.isClosed === false) st.stdio.close();
     }
+  };
+
+  const digest = (config: LaunchConfig) => createHash('sha256').update(JSON.stringify(config)).digest('hex');
+
+  const launchConfig = (ws: WorkspaceState, server: ServerSpec, report: boolean): LaunchConfig => {
+    const names = server.secrets.map((s) => s.name);
+    const values = names.length > 0 ? deps.secrets.values(ws.uid, names) : new Map<string, string>();
+    const config: LaunchConfig = { mcpx: 1, env: {}, files: {} };
+    for (const s of server.secrets) {
+      const v = values.get(s.name);
+      if (v === undefined) {
+        if (report) event(ws, 'secret_missing', server.name, { secret: s.name });
+        continue;
+      }
+      if (s.mode === 'file') config.files[s.name] = v;
+      else config.env[s.name] = v;
+    }
+    return config;
+  };
+
+  /** A deliberate restart (not a crash): stop, then start the same container again. */
+  const restartServer = async (ws: WorkspaceState, st: ServerState, reason: string) => {
+    if (!st.containerId || ws.deleting) return;
+    st.stopping = true;
+    clearTimeout(st.restartTimer);
+    st.generation++;
+    st.conn?.close('the server is restarting');
+    st.stdio?.close();
+    await runtime.kill(st.containerId);
+    for (let i = 0; i < 100 && (await runtime.exitInfo(st.containerId))?.running; i++) await new Promise((r) => setTimeout(r, 50));
+    st.stopping = false;
+    event(ws, 'container_restarted', st.name, { reason });
+    await attachAndStart(ws, st, false);
   };
 
   const onExit = (ws: WorkspaceState, st: ServerState, generation: number) => {
@@ -222,7 +268,23 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       void enqueue(ws, 'restart', async () => {
         if (ws.deleting || st.stopping || generation !== st.generation || !st.containerId) return;
         event(ws, 'container_restarted', st.name, { attempt });
-        await attachAndStart(ws, st, false);
+        try {
+          await attachAndStart(ws, st, false);
+        } catch (err) {
+          if (ws.deleting || st.stopping) return;
+          const reason = err instanceof Error ? err.message : String(err);
+          if (!(await runtime.inspect(st.containerId).catch(() => undefined))) {
+            // Removed behind the gateway's back: make a new one from the spec.
+            event(ws, 'container_missing', st.name, { reason });
+            st.containerId = undefined;
+            st.configHash = undefined;
+            await converge(ws);
+          } else {
+            // Could not start it again: this counts as another crash, with a longer wait.
+            event(ws, 'container_restart_failed', st.name, { reason });
+            onExit(ws, st, st.generation);
+          }
+        }
       });
     }, delay);
   };
@@ -258,10 +320,16 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     st.image = image;
     event(ws, 'image_built', server.name, { image: image.image, cached: image.cached, ...(image.packageVersion ? { package: image.packageVersion } : {}) });
 
+    const launcher = server.package !== undefined;
+    const envSecrets = launcher ? [] : server.secrets.filter((s) => s.mode === 'env').map((s) => s.name);
+    const secretEnv = envSecrets.length > 0 ? Object.fromEntries(deps.secrets.values(ws.uid, envSecrets)) : undefined;
     const config = hardenedContainerConfig({
       workspace: ws.name,
       workspaceUid: ws.uid,
       server,
+      launcher,
+      ...(secretEnv ? { secretEnv } : {}),
+      secretFiles: server.secrets.some((s) => s.mode === 'file'),
       resources: spec.resources,
       isolation: spec.isolation,
       image: image.image,
@@ -360,7 +428,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     store.remove(ws.uid);
     states.delete(ws.uid);
     if (byName.get(ws.name) === ws) byName.delete(ws.name);
-    for (const l of goneListeners) l(ws.name);
+    for (const l of goneListeners) l(ws.name, ws.uid);
   };
 
   // ---- public operations -------------------------------------------------------------------------------
@@ -427,6 +495,27 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       return out.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)).slice(-tail);
     },
 
+    /**
+     * A secret changed: restart the servers that receive it (and only those). Servers that take secrets from the
+     * container environment are recreated through converge; launcher servers are restarted in place.
+     */
+    secretChanged(workspace: string, secret: string): string[] {
+      const ws = byName.get(workspace);
+      if (!ws || ws.deleting) return [];
+      const users = [...ws.servers.values()].filter((s) => s.spec.secrets.some((x) => x.name === secret));
+      if (users.length === 0) return [];
+      void enqueue(ws, 'secret change', async () => {
+        for (const st of users) {
+          // A process that already started with the current values needs nothing.
+          if (st.spec.package !== undefined && st.launchDigest !== digest(launchConfig(ws, st.spec, false))) {
+            await restartServer(ws, st, `secret ${secret} changed`);
+          }
+        }
+        if (users.some((st) => st.spec.package === undefined)) await converge(ws);
+      });
+      return users.map((s) => s.name);
+    },
+
     /** The live connection to a server, for the MCP endpoint and for tests of the bridge. */
     connection(workspace: string, server: string): UpstreamConnection | undefined {
       const ws = byName.get(workspace);
@@ -448,7 +537,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     },
 
     /** Called once a workspace's deletion is complete. */
-    onWorkspaceGone(listener: (workspace: string) => void): () => void {
+    onWorkspaceGone(listener: (workspace: string, uid: string) => void): () => void {
       goneListeners.add(listener);
       return () => goneListeners.delete(listener);
     },

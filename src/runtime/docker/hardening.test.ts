@@ -17,6 +17,7 @@ function plan(overrides: Partial<WorkspaceSpec> = {}, server: Record<string, unk
     entrypoint: ['/usr/local/bin/node', '/app/x.js'],
     volumeName: 'mcpx-demo-01234567',
     apiEndpoint: 'http://127.0.0.1:7470/mcp/demo',
+    launcher: false,
   };
 }
 

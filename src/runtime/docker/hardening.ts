@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import type { ResourceSpec, ServerSpec } from '../../config/spec.js';
+import { LAUNCHER_PATH } from '../../images/index.js';
 import { LABELS } from '../labels.js';
 
 export const CONTAINER_USER = '10001:10001';
@@ -26,7 +27,18 @@ export interface ContainerPlan {
   /** A workspace network to join; undefined means no network at all (loopback only). */
   networkName?: string;
   apiEndpoint: string;
+  /**
+   * Start through the gateway's launcher (package servers): secrets then travel over stdin at start and never
+   * enter the container configuration. `entrypoint` is then [node, script].
+   */
+  launcher: boolean;
+  /** Secret values that must go into the environment (only for servers without the launcher). */
+  secretEnv?: Record<string, string>;
+  /** Mount a tmpfs at /run/secrets for file-mode secrets. */
+  secretFiles?: boolean;
 }
+
+export const SECRETS_DIR = '/run/secrets';
 
 export function containerName(workspace: string, server: string): string {
   return `mcpx-${workspace}-${server}`;
@@ -36,6 +48,7 @@ export function containerName(workspace: string, server: string): string {
 export function containerEnv(plan: ContainerPlan): string[] {
   const env: Record<string, string> = {
     ...plan.server.env,
+    ...(plan.launcher ? {} : plan.secretEnv),
     WORKSPACE_ID: plan.workspace,
     CONTAINER_ID: containerName(plan.workspace, plan.server.name),
     MCPX_API_ENDPOINT: plan.apiEndpoint,
@@ -64,6 +77,7 @@ export function hardenedContainerConfig(plan: ContainerPlan): Docker.ContainerCr
     Tmpfs: {
       '/tmp': `${TMPFS_FLAGS},size=${r.tmp}`,
       '/var/tmp': `${TMPFS_FLAGS},size=${VAR_TMP_SIZE}`,
+      ...(plan.secretFiles ? { [SECRETS_DIR]: `${TMPFS_FLAGS},size=1m,mode=0700,uid=10001,gid=10001` } : {}),
     },
     Mounts: [{ Type: 'volume', Source: plan.volumeName, Target: WORKSPACE_MOUNT, ReadOnly: false }],
     Binds: [],
@@ -74,14 +88,17 @@ export function hardenedContainerConfig(plan: ContainerPlan): Docker.ContainerCr
     LogConfig: { Type: 'none', Config: {} },
     ...(plan.isolation === 'gvisor' ? { Runtime: 'runsc' } : {}),
   };
+  const [command, args] = plan.launcher
+    ? [[plan.entrypoint[0] ?? '/usr/local/bin/node', LAUNCHER_PATH], [...plan.entrypoint.slice(1), ...plan.server.args]]
+    : [plan.entrypoint, plan.server.args];
   const config: Docker.ContainerCreateOptions = {
     name,
     Image: plan.image,
     User: CONTAINER_USER,
     WorkingDir: WORKSPACE_MOUNT,
     Env: containerEnv(plan),
-    ...(plan.entrypoint.length > 0 ? { Entrypoint: plan.entrypoint } : {}),
-    ...(plan.server.args.length > 0 ? { Cmd: plan.server.args } : {}),
+    ...(command.length > 0 ? { Entrypoint: command } : {}),
+    ...(args.length > 0 ? { Cmd: args } : {}),
     OpenStdin: true,
     StdinOnce: false,
     AttachStdin: true,
