@@ -59,11 +59,41 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
       );
     `,
   },
+  {
+    id: 3,
+    name: 'audit',
+    sql: `
+      -- Append-only and hash-chained: each row's hash covers its fields and the previous row's hash.
+      CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT,
+        workspace TEXT,
+        server TEXT,
+        method TEXT,
+        target TEXT,
+        decision TEXT,
+        reason TEXT,
+        latency_ms REAL,
+        outcome TEXT,
+        args_hash TEXT,
+        detail TEXT,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+      );
+      CREATE INDEX audit_by_workspace ON audit(workspace, id);
+      CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+      CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    `,
+  },
 ];
 
 export function openDatabase(file: string): Db {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
+  // With WAL, NORMAL syncs at checkpoints: a crash of the process loses nothing, a power cut only the last commits.
+  db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   migrate(db);
