@@ -1,5 +1,6 @@
 // Wiring only: builds every domain from one parsed config and starts the HTTP server.
-import { mkdirSync, chmodSync } from 'node:fs';
+import { mkdirSync, chmodSync, writeFileSync } from 'node:fs';
+import { AUDIT_HEAD_FILE, createAuditLog } from './audit/index.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -11,6 +12,8 @@ import type { GatewayConfig, WorkspaceSpec } from './config/index.js';
 import { createImageBuilder, npmEnvironment } from './images/index.js';
 import { createApp, createMcpRoutes } from './ingress/index.js';
 import { createWorkspaceRouter } from './mcp/index.js';
+import { createSchemaValidator } from './policy/index.js';
+import { createGuardrailsCache } from './workspaces/index.js';
 import { createMetrics } from './monitor/index.js';
 import { createDockerRuntimeClient } from './runtime/index.js';
 import { createSecretStore, createWorkspaceStore, openDatabase } from './store/index.js';
@@ -47,7 +50,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   const logger = options.logger ?? createLogger(config.logLevel);
   const dataDir = prepareDataDir(config.dataDir);
   const db = openDatabase(join(dataDir, 'mcpx.db'));
-  const store = createWorkspaceStore(db);
+  const headFile = join(dataDir, AUDIT_HEAD_FILE);
+  const audit = createAuditLog(db, (head) => writeFileSync(headFile, JSON.stringify(head), { mode: 0o600 }));
+  // Every lifecycle and security event also enters the tamper-evident trail.
+  const store = createWorkspaceStore(db, {
+    onEvent: (workspace, e) => audit.append({ kind: 'event', workspace, method: e.type, ...(e.server ? { server: e.server } : {}), ...(e.detail ? { detail: e.detail } : {}) }),
+  });
   const signingKey = await loadOrCreateSigningKey(dataDir);
   const verify = createTokenVerifier({
     embedded: signingKey,
@@ -101,8 +109,18 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     return errors;
   };
 
+  const guardrails = createGuardrailsCache();
   const router = createWorkspaceRouter({
-    directory: manager,
+    directory: {
+      serverNames: (ws) => manager.serverNames(ws),
+      connection: (ws, server) => manager.connection(ws, server),
+      onConnection: (listener) => manager.onConnection(listener),
+      guardrails: (ws) => {
+        const spec = manager.spec(ws);
+        return spec && guardrails(spec);
+      },
+    },
+    validator: createSchemaValidator(),
     logger,
     redaction: {
       forWorkspace: (ws) => {
@@ -148,6 +166,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     mcp,
     secrets,
     onSpecReplaced: (rec) => redaction.invalidate(rec.uid),
+    audit,
+    auditLog: audit,
     onSecretChanged: (rec, name, removed) => {
       redaction.invalidate(rec.uid);
       if (!removed) manager.secretChanged(rec.name, name);
@@ -179,6 +199,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         });
         clearInterval(sweeper);
         await manager.shutdown();
+        audit.flush();
         db.close();
       })();
       return closing;

@@ -197,8 +197,8 @@ describe('several servers: one endpoint', () => {
     expect((await c.getPrompt({ name: 'everything__simple-prompt' })).messages.length).toBeGreaterThan(0);
     const resources = (await c.listResources()).resources;
     expect((await c.readResource({ uri: resources[0]!.uri })).contents.length).toBeGreaterThan(0);
-    await expect(c.callTool({ name: 'echo', arguments: { message: 'x' } })).rejects.toThrow(/unknown tool/);
-    await expect(c.callTool({ name: 'nosuch__echo', arguments: { message: 'x' } })).rejects.toThrow(/unknown tool/);
+    await expect(c.callTool({ name: 'echo', arguments: { message: 'x' } })).rejects.toThrow(/Unknown tool/);
+    await expect(c.callTool({ name: 'nosuch__echo', arguments: { message: 'x' } })).rejects.toThrow(/Unknown tool/);
     await c.close();
   });
 

@@ -30,6 +30,8 @@ export interface AuditEntry extends AuditInput {
 }
 
 export const GENESIS = '0'.repeat(64);
+/** Beside the database: the newest entry's id and hash. */
+export const AUDIT_HEAD_FILE = 'audit-head.json';
 
 interface Row {
   id: number;

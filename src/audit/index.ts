@@ -1,3 +1,3 @@
 // Public face of the audit domain.
-export { createAuditLog, verifyAuditLog, argumentsHash, entryHash, GENESIS } from './audit-log.js';
+export { createAuditLog, verifyAuditLog, argumentsHash, entryHash, GENESIS, AUDIT_HEAD_FILE } from './audit-log.js';
 export type { AuditHead, AuditLog, AuditInput, AuditEntry, AuditKind, AuditQuery, VerifyResult } from './audit-log.js';

@@ -1,5 +1,6 @@
 // The mcpx command line: parses arguments, runs one command, returns its exit status.
 import { Command, CommanderError } from 'commander';
+import { registerAudit } from './audit-command.js';
 import { registerSecret } from './secret-command.js';
 import { registerServe } from './serve-command.js';
 import { registerToken } from './token-command.js';
@@ -17,6 +18,7 @@ export async function main(argv: string[]): Promise<number> {
   registerToken(program);
   registerWorkspace(program);
   registerSecret(program);
+  registerAudit(program);
   try {
     await program.parseAsync(argv);
     return 0;

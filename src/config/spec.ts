@@ -117,6 +117,15 @@ const networkSchema = z.union([
 
 const roleSchema = z.enum(['owner', 'member', 'viewer']);
 
+const globs = z.array(z.string().min(1).max(256)).max(1000);
+const rules = z.strictObject({ allow: globs.optional(), deny: globs.optional() });
+const kindPolicy = z.strictObject({
+  allow: globs.optional().describe('Only names matching one of these globs (default: all)'),
+  deny: globs.optional().describe('Never names matching these globs (deny wins)'),
+  roles: z.strictObject({ owner: rules.optional(), member: rules.optional(), viewer: rules.optional() }).optional().describe('Per-role overrides: deny adds, allow replaces'),
+});
+const bucket = z.strictObject({ rate: z.number().positive().max(1_000_000), burst: z.number().int().min(1).max(10_000_000) });
+
 export const workspaceSpecSchema = z
   .strictObject({
     name: dnsName(40).describe('Workspace name: [a-z0-9-], 1..40 characters, unique'),
@@ -134,13 +143,35 @@ export const workspaceSpecSchema = z
       })
       .default({ patterns: 'redact' })
       .describe('Response redaction policy'),
-    tools: z
+    tools: kindPolicy.default({}).describe('Tool allow/deny globs over the names clients see (server__tool with several servers)'),
+    prompts: kindPolicy.default({}).describe('Prompt allow/deny globs'),
+    resourceUris: kindPolicy.default({}).describe('Resource allow/deny globs over URIs (resources: is the container limits)'),
+    limits: z
       .strictObject({
-        allow: z.array(z.string().min(1).max(256)).optional(),
-        deny: z.array(z.string().min(1).max(256)).optional(),
+        maxStringLength: z.number().int().min(1).max(64 * 1024 * 1024).default(1_000_000),
+        maxDepth: z.number().int().min(1).max(1000).default(32),
+        maxArrayLength: z.number().int().min(1).max(10_000_000).default(10_000),
+        maxKeys: z.number().int().min(1).max(1_000_000).default(1_000),
+        forbiddenArgs: z.array(z.string().min(1).max(128)).max(256).default(['exec', 'eval', 'import']).describe('Argument names refused at any depth'),
+        maxResponseBytes: byteSize.default(4 * 1024 * 1024).describe("Largest response accepted from one of this workspace's servers"),
       })
-      .default({})
-      .describe('Tool allow/deny globs'),
+      .default({ maxStringLength: 1_000_000, maxDepth: 32, maxArrayLength: 10_000, maxKeys: 1_000, forbiddenArgs: ['exec', 'eval', 'import'], maxResponseBytes: 4 * 1024 * 1024 })
+      .describe('Request sanitising limits'),
+    rateLimits: z
+      .strictObject({
+        perToken: bucket.default({ rate: 50, burst: 100 }).describe('Requests a second for one token'),
+        perWorkspace: bucket.default({ rate: 500, burst: 1000 }).describe('Requests a second for the whole workspace'),
+        concurrentPerServer: z.number().int().min(1).max(10_000).default(64).describe('Requests in flight to one server'),
+      })
+      .default({ perToken: { rate: 50, burst: 100 }, perWorkspace: { rate: 500, burst: 1000 }, concurrentPerServer: 64 })
+      .describe('Rate limits on the MCP endpoint'),
+    audit: z
+      .strictObject({
+        requests: z.boolean().default(true).describe('Record every MCP request in the audit trail'),
+        arguments: z.enum(['hash', 'none']).default('hash').describe('What of tool arguments the trail keeps: a hash, or nothing'),
+      })
+      .default({ requests: true, arguments: 'hash' })
+      .describe('Audit settings (changing them is itself audited)'),
   })
   .superRefine((w, ctx) => {
     const seen = new Set<string>();

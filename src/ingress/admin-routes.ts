@@ -10,6 +10,7 @@ import { AppError, invalid, notFound } from '../shared/errors.js';
 import type { WorkspaceRecord, WorkspaceStore } from '../store/index.js';
 import type { WorkspaceManager } from '../workspaces/index.js';
 import type { SecretService } from '../secrets/index.js';
+import type { AuditLog, AuditQuery } from '../audit/index.js';
 import { readBody, sendJson, sendProblem } from './http-util.js';
 
 export interface AdminDeps {
@@ -19,6 +20,7 @@ export interface AdminDeps {
   /** A secret was set or removed: rebuild redaction; on set, restart the servers that use it. */
   onSecretChanged(workspace: WorkspaceRecord, name: string, removed: boolean): void;
   onSpecReplaced(workspace: WorkspaceRecord): void;
+  auditLog: Pick<AuditLog, 'append' | 'query'>;
   maxBodyBytes: number;
   /** Checks what the engine can do for a spec (e.g. gVisor present); returns errors naming the field. */
   checkSupported(spec: WorkspaceSpec): Promise<string[]>;
@@ -108,9 +110,13 @@ export function createAdminRoutes(deps: AdminDeps) {
       'PUT',
       new RegExp(`^/api/v1/workspaces/${NAME}$`),
       async ({ req, res, who, params }) => {
-        workspaceFor(who, params[0]!, 'manage');
+        const before = workspaceFor(who, params[0]!, 'manage');
         const spec = await readSpec(req);
         const rec = manager.update(params[0]!, spec);
+        if (JSON.stringify(before.spec.audit) !== JSON.stringify(spec.audit)) {
+          // Weakening the trail is itself recorded in it.
+          deps.auditLog.append({ kind: 'admin', actor: who.sub, workspace: rec.name, method: 'audit_setting_changed', detail: { from: before.spec.audit, to: spec.audit } });
+        }
         deps.onSpecReplaced(rec);
         sendJson(res, 200, { name: rec.name, status: rec.status });
       },
@@ -224,6 +230,35 @@ export function createAdminRoutes(deps: AdminDeps) {
         if (!deps.secrets.remove(rec.uid, name)) throw notFound(`secret "${name}"`);
         deps.onSecretChanged(rec, name, true);
         res.writeHead(204).end();
+        return Promise.resolve();
+      },
+    ],
+    [
+      'GET',
+      /^\/api\/v1\/audit$/,
+      ({ res, who, url }) => {
+        const q = url.searchParams;
+        const workspace = q.get('workspace') ?? undefined;
+        // Administrators read the whole trail; an owner reads their own workspace's.
+        if (!who.admin) {
+          if (!workspace) throw new AppError('forbidden', 'only an administrator may read the whole audit trail; name a workspace you own');
+          workspaceFor(who, workspace, 'manage');
+        }
+        const decision = q.get('decision');
+        if (decision !== null && decision !== 'allow' && decision !== 'deny') throw invalid('decision: must be allow or deny');
+        const kind = q.get('kind');
+        if (kind !== null && kind !== 'mcp' && kind !== 'admin' && kind !== 'event') throw invalid('kind: must be mcp, admin or event');
+        const query: AuditQuery = {
+          ...(workspace ? { workspace } : {}),
+          ...(q.get('user') ? { actor: q.get('user')! } : {}),
+          ...(q.get('since') ? { since: q.get('since')! } : {}),
+          ...(q.get('until') ? { until: q.get('until')! } : {}),
+          ...(decision ? { decision } : {}),
+          ...(kind ? { kind } : {}),
+          afterId: Number(q.get('after') ?? 0) || 0,
+          limit: Number(q.get('limit') ?? 1000) || 1000,
+        };
+        sendJson(res, 200, deps.auditLog.query(query));
         return Promise.resolve();
       },
     ],

@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { bearerToken } from '../auth/index.js';
 import type { TokenVerifier } from '../auth/index.js';
+import type { AuditLog } from '../audit/index.js';
 import type { Metrics } from '../monitor/index.js';
 import { WORKSPACE_STATUSES } from '../store/index.js';
 import type { WorkspaceStore } from '../store/index.js';
@@ -12,6 +13,7 @@ import type { AdminDeps } from './admin-routes.js';
 import { sendError, sendProblem } from './http-util.js';
 
 export interface AppDeps extends AdminDeps {
+  audit: Pick<AuditLog, 'append'>;
   /** The MCP endpoint (and its metadata); returns false for paths that are not its own. */
   mcp(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
   verify: TokenVerifier;
@@ -63,6 +65,23 @@ export function createApp(deps: AppDeps) {
     if (!verified.ok) {
       sendProblem(res, 401, verified.reason, {}, { 'www-authenticate': 'Bearer realm="mcpx", error="invalid_token"' });
       return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      // Every admin action enters the audit trail with who did it and how it ended (never a body: it may hold a secret).
+      const actor = verified.identity.sub;
+      const workspace = /^\/api\/v1\/workspaces\/([a-z0-9-]+)/.exec(url.pathname)?.[1];
+      const started = process.hrtime.bigint();
+      res.once('finish', () => {
+        deps.audit.append({
+          kind: 'admin',
+          actor,
+          ...(workspace ? { workspace } : {}),
+          method: `${req.method ?? ''} ${url.pathname}`,
+          decision: res.statusCode < 400 ? 'allow' : 'deny',
+          outcome: String(res.statusCode),
+          latencyMs: Number(process.hrtime.bigint() - started) / 1e6,
+        });
+      });
     }
     if (!(await admin(req, res, verified.identity, url))) sendProblem(res, 404, `no route for ${url.pathname}`);
   };

@@ -31,6 +31,10 @@ export interface ChannelTransport {
   sessionId?: string;
 }
 
+/** The size of the line each response arrived in (characters), for response size caps without re-serialising. */
+const RESPONSE_BYTES = new WeakMap<JsonRpcResponse, number>();
+export const responseSize = (msg: JsonRpcResponse): number => RESPONSE_BYTES.get(msg) ?? 0;
+
 export class UpstreamClosedError extends Error {
   constructor(message = 'the server process is not running') {
     super(message);
@@ -86,6 +90,7 @@ export class UpstreamConnection {
         }
         this.pending.delete(id as JsonRpcId);
         clearTimeout(p.timer);
+        RESPONSE_BYTES.set(c.msg, line.length);
         p.resolve(c.msg);
         return;
       }

@@ -4,7 +4,9 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ProtocolError, RPC } from './json-rpc.js';
 import type { JsonRpcId, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from './json-rpc.js';
-import { UpstreamClosedError } from './upstream-connection.js';
+import { responseSize, UpstreamClosedError } from './upstream-connection.js';
+import { checkLimits, findForbiddenName, mayAccess, mayCall } from '../policy/index.js';
+import type { AccessPolicy, Kind, Limits, SchemaValidator } from '../policy/index.js';
 import type { InitializeResult, UpstreamConnection } from './upstream-connection.js';
 import { noHits } from '../secrets/index.js';
 import type { RedactionHits, Redactor } from '../secrets/index.js';
@@ -24,8 +26,29 @@ export interface ClientSink {
   send(message: JsonRpcMessage): boolean;
 }
 
+/** A workspace's request guardrails (from its spec); see src/policy. */
+export interface Guardrails {
+  policy: AccessPolicy;
+  limits: Limits;
+  forbiddenArgs: readonly string[];
+  maxResponseBytes: number;
+  concurrentPerServer: number;
+}
+
+/** What the router tells its transport about one request, for the audit trail. */
+export interface RequestNote {
+  server?: string;
+  target?: string;
+  decision: 'allow' | 'deny';
+  reason?: string;
+}
+
+export const RATE_LIMITED = -32029;
+const UNKNOWN = RPC.invalidParams;
+
 export interface Directory {
   serverNames(workspace: string): string[] | undefined;
+  guardrails(workspace: string): Guardrails | undefined;
   connection(workspace: string, server: string): UpstreamConnection | undefined;
   onConnection(listener: (workspace: string, server: string, conn: UpstreamConnection) => void): () => void;
 }
@@ -63,6 +86,8 @@ interface WorkspaceIndex {
   templates: { server: string; pattern: RegExp }[];
   /** "server\0uri" -> subscribed session ids. */
   subscriptions: Map<string, Set<string>>;
+  /** "server\0kind" -> the items that server listed (name -> item), kept until it says its list changed. */
+  catalogs: Map<string, Map<string, Params>>;
 }
 
 export class CancelledError extends Error {
@@ -83,6 +108,7 @@ export const WITHHELD = -32005;
 
 export interface RouterOptions {
   directory: Directory;
+  validator: SchemaValidator;
   redaction?: RouterRedaction;
   logger: Pick<Logger, 'warn' | 'debug' | 'info'>;
   requestTimeoutMs?: number;
@@ -123,7 +149,7 @@ export function createWorkspaceRouter(opts: RouterOptions) {
   const index = (ws: string): WorkspaceIndex => {
     let i = indexes.get(ws);
     if (!i) {
-      i = { resources: new Map(), templates: [], subscriptions: new Map() };
+      i = { resources: new Map(), templates: [], subscriptions: new Map(), catalogs: new Map() };
       indexes.set(ws, i);
     }
     return i;
@@ -178,6 +204,7 @@ export function createWorkspaceRouter(opts: RouterOptions) {
       case 'notifications/tools/list_changed':
       case 'notifications/prompts/list_changed':
       case 'notifications/resources/list_changed':
+        index(workspace).catalogs.delete(`${server}\0${n.method.split('/')[1]!}`);
         for (const s of sessionsOf(workspace)) s.stream?.send(n);
         return;
       case 'notifications/message': {
@@ -271,16 +298,25 @@ export function createWorkspaceRouter(opts: RouterOptions) {
       upParams = { ...params, _meta: { ...meta, progressToken: upToken } };
       progress.set(upToken, { session, token, sink });
     }
-    const { id, response } = conn.start(method, upParams, timeoutMs);
     let flights = inflight.get(conn);
     if (!flights) {
       flights = new Map();
       inflight.set(conn, flights);
     }
+    const cap = directory.guardrails(session.workspace)?.concurrentPerServer;
+    if (cap !== undefined && flights.size >= cap) {
+      if (upToken) progress.delete(upToken);
+      throw new ProtocolError(RATE_LIMITED, `too many requests in flight to server "${server}" (limit ${cap}); retry shortly`, { retryAfter: 1 });
+    }
+    const { id, response } = conn.start(method, upParams, timeoutMs);
     flights.set(id, { session, sink });
     session.requests.set(clientId, { conn, upstreamId: id });
     try {
       const r = await response;
+      const max = directory.guardrails(session.workspace)?.maxResponseBytes;
+      if (max !== undefined && responseSize(r) > max) {
+        return { error: { code: RPC.internalError, message: `the response of server "${server}" exceeded this workspace's limit of ${max} bytes` } };
+      }
       return protectBody(session.workspace, server, r.error ? { error: r.error } : { result: r.result });
     } catch (err) {
       if (err instanceof CancelledError || err instanceof ProtocolError) throw err;
@@ -299,7 +335,7 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     if (names.length === 1) return { server: names[0]!, name };
     const at = name.indexOf(NAME_SEPARATOR);
     const server = at > 0 ? name.slice(0, at) : '';
-    if (!names.includes(server)) throw new ProtocolError(RPC.invalidParams, `unknown ${kind}: ${name}`);
+    if (!names.includes(server)) throw new ProtocolError(UNKNOWN, `Unknown ${kind}: ${name}`);
     return { server, name: name.slice(at + NAME_SEPARATOR.length) };
   };
 
@@ -310,8 +346,17 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     'resources/templates/list': 'resourceTemplates',
   };
 
-  const remember = (ws: string, server: string, key: string, items: Params[]) => {
+  const remember = (ws: string, server: string, key: string, items: Params[], fresh: boolean) => {
     const i = index(ws);
+    if (key === 'tools' || key === 'prompts') {
+      const ck = `${server}\0${key}`;
+      let cat = fresh ? undefined : i.catalogs.get(ck);
+      if (!cat) {
+        cat = new Map();
+        i.catalogs.set(ck, cat);
+      }
+      for (const item of items) if (typeof item.name === 'string') cat.set(item.name, item);
+    }
     if (key === 'resources') for (const r of items) if (typeof r.uri === 'string') i.resources.set(r.uri, server);
     if (key === 'resourceTemplates') {
       i.templates = i.templates.filter((t) => t.server !== server);
@@ -319,31 +364,58 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     }
   };
 
-  /** Lists across every server of a multi-server workspace: all pages, names prefixed. */
+  /** Every page of one server's list (bounded), remembered for routing and validation. */
+  const fetchAll = async (session: Session, server: string, method: string, sink: ClientSink): Promise<Params[]> => {
+    if (!directory.connection(session.workspace, server)) return [];
+    const key = LIST_KEYS[method]!;
+    const out: Params[] = [];
+    let cursor: unknown;
+    for (let page = 0; page < 50; page++) {
+      const r = await forward(session, `list:${++seq}`, server, method, cursor === undefined ? undefined : { cursor }, sink).catch(() => undefined);
+      if (!r?.result) break;
+      const result = obj(r.result);
+      const items = Array.isArray(result[key]) ? (result[key] as Params[]) : [];
+      remember(session.workspace, server, key, items, page === 0);
+      out.push(...items);
+      cursor = result.nextCursor;
+      if (typeof cursor !== 'string' || cursor === '') break;
+    }
+    return out;
+  };
+
+  const KIND_OF: Record<string, Kind> = { tools: 'tools', prompts: 'prompts', resources: 'resources', resourceTemplates: 'resources' };
+
+  /** Drops what the caller may not see: it then simply does not exist for them. */
+  const visible = (session: Session, key: string, items: Params[]): Params[] => {
+    const policy = directory.guardrails(session.workspace)?.policy;
+    if (!policy) return [];
+    const kind = KIND_OF[key]!;
+    return items.filter((item) => {
+      const id = key === 'resources' ? item.uri : key === 'resourceTemplates' ? item.uriTemplate : item.name;
+      return typeof id === 'string' && mayAccess(policy, kind, session.role, id).allow;
+    });
+  };
+
+  /** Lists across every server of a multi-server workspace: all pages, names prefixed, filtered. */
   const aggregateList = async (session: Session, method: string, sink: ClientSink): Promise<Omit<JsonRpcResponse, 'jsonrpc' | 'id'>> => {
     const key = LIST_KEYS[method]!;
     const names = directory.serverNames(session.workspace) ?? [];
     const parts = await Promise.all(
       names.map(async (server) => {
-        if (!directory.connection(session.workspace, server)) return [];
-        const out: Params[] = [];
-        let cursor: unknown;
-        for (let page = 0; page < 50; page++) {
-          const r = await forward(session, `list:${++seq}`, server, method, cursor === undefined ? undefined : { cursor }, sink).catch(() => undefined);
-          if (!r?.result) break;
-          const result = obj(r.result);
-          const items = Array.isArray(result[key]) ? (result[key] as Params[]) : [];
-          remember(session.workspace, server, key, items);
-          for (const item of items) {
-            out.push(key === 'tools' || key === 'prompts' ? { ...item, name: `${server}${NAME_SEPARATOR}${String(item.name)}` } : item);
-          }
-          cursor = result.nextCursor;
-          if (typeof cursor !== 'string' || cursor === '') break;
-        }
-        return out;
+        const items = await fetchAll(session, server, method, sink);
+        return key === 'tools' || key === 'prompts' ? items.map((item) => ({ ...item, name: `${server}${NAME_SEPARATOR}${String(item.name)}` })) : items;
       }),
     );
-    return { result: { [key]: parts.flat() } };
+    return { result: { [key]: visible(session, key, parts.flat()) } };
+  };
+
+  /** The item a server listed under `name` (asking it once more if unknown), or undefined. */
+  const catalogItem = async (session: Session, server: string, kind: 'tools' | 'prompts', name: string, sink: ClientSink): Promise<Params | undefined> => {
+    const key = `${server}\0${kind}`;
+    const known = index(session.workspace).catalogs.get(key)?.get(name);
+    if (known) return known;
+    await fetchAll(session, server, `${kind}/list`, sink);
+    return index(session.workspace).catalogs.get(key)?.get(name);
   };
 
   const ownerOf = async (session: Session, uri: unknown, sink: ClientSink): Promise<string> => {
@@ -360,7 +432,7 @@ export function createWorkspaceRouter(opts: RouterOptions) {
       await aggregateList(session, 'resources/templates/list', sink);
       owner = find();
     }
-    if (!owner) throw new ProtocolError(RESOURCE_NOT_FOUND, `resource not found: ${uri}`);
+    if (!owner) throw new ProtocolError(RESOURCE_NOT_FOUND, `Resource not found: ${uri}`);
     return owner;
   };
 
@@ -449,9 +521,13 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     },
 
     /** Answers one client request. Messages tied to it (progress, sampling) go to `sink` first. */
-    async request(session: Session, msg: JsonRpcRequest, sink: ClientSink): Promise<JsonRpcResponse> {
+    /**
+     * Answers one client request. Messages tied to it (progress, sampling) go to `sink` first. `note` receives
+     * what the audit trail records: the server, the target, and the guardrails' decision with its reason.
+     */
+    async request(session: Session, msg: JsonRpcRequest, sink: ClientSink, note: RequestNote = { decision: 'allow' }): Promise<JsonRpcResponse> {
       try {
-        const body = await router.dispatch(session, msg, sink);
+        const body = await router.dispatch(session, msg, sink, note);
         return { jsonrpc: '2.0', id: msg.id, ...body };
       } catch (err) {
         if (err instanceof CancelledError) throw err;
@@ -461,11 +537,21 @@ export function createWorkspaceRouter(opts: RouterOptions) {
       }
     },
 
-    async dispatch(session: Session, msg: JsonRpcRequest, sink: ClientSink): Promise<Omit<JsonRpcResponse, 'jsonrpc' | 'id'>> {
+    async dispatch(session: Session, msg: JsonRpcRequest, sink: ClientSink, note: RequestNote = { decision: 'allow' }): Promise<Omit<JsonRpcResponse, 'jsonrpc' | 'id'>> {
       const params = obj(msg.params);
       const names = directory.serverNames(session.workspace);
-      if (!names) throw new ProtocolError(RPC.internalError, 'the workspace is gone');
+      const g = directory.guardrails(session.workspace);
+      if (!names || !g) throw new ProtocolError(RPC.internalError, 'the workspace is gone');
       const single = names.length === 1;
+      /** Refuses before anything reaches a server, and says why in the audit note. */
+      const deny = (reason: string, error: ProtocolError): never => {
+        note.decision = 'deny';
+        note.reason = reason;
+        throw error;
+      };
+      const limits = checkLimits(msg.params, g.limits);
+      if (!limits.ok) deny(limits.reason, new ProtocolError(RPC.invalidParams, `Invalid params: ${limits.reason} (at ${limits.path})`));
+
       switch (msg.method) {
         case 'initialize':
           throw new ProtocolError(RPC.invalidRequest, 'the session is already initialized');
@@ -474,27 +560,57 @@ export function createWorkspaceRouter(opts: RouterOptions) {
         case 'tools/list':
         case 'prompts/list':
         case 'resources/list':
-        case 'resources/templates/list':
-          if (single) {
-            const r = await forward(session, msg.id, names[0]!, msg.method, msg.params, sink);
-            if (r.result) remember(session.workspace, names[0]!, LIST_KEYS[msg.method]!, (obj(r.result)[LIST_KEYS[msg.method]!] as Params[] | undefined) ?? []);
-            return r;
-          }
-          return aggregateList(session, msg.method, sink);
+        case 'resources/templates/list': {
+          const key = LIST_KEYS[msg.method]!;
+          if (!single) return aggregateList(session, msg.method, sink);
+          note.server = names[0]!;
+          const r = await forward(session, msg.id, names[0]!, msg.method, msg.params, sink);
+          if (!r.result) return r;
+          const result = obj(r.result);
+          const items = Array.isArray(result[key]) ? (result[key] as Params[]) : [];
+          remember(session.workspace, names[0]!, key, items, params.cursor === undefined);
+          return { result: { ...result, [key]: visible(session, key, items) } };
+        }
         case 'tools/call':
         case 'prompts/get': {
-          if (msg.method === 'tools/call' && session.role === 'viewer') {
-            throw new ProtocolError(FORBIDDEN, 'your role in this workspace (viewer) may list tools but not call them');
+          const kind = msg.method === 'tools/call' ? 'tools' : 'prompts';
+          const label = kind === 'tools' ? 'tool' : 'prompt';
+          const exposed = typeof params.name === 'string' ? params.name : '';
+          note.target = exposed;
+          // A name the caller may not use answers exactly as a name that does not exist.
+          const missing = new ProtocolError(UNKNOWN, `Unknown ${label}: ${exposed}`);
+          const allowed = kind === 'tools' ? mayCall(g.policy, session.role, exposed) : mayAccess(g.policy, 'prompts', session.role, exposed);
+          if (!allowed.allow) {
+            if (kind === 'tools' && session.role === 'viewer') deny(allowed.reason, new ProtocolError(FORBIDDEN, 'your role in this workspace (viewer) may list tools but not call them'));
+            deny(allowed.reason, missing);
           }
-          const { server, name } = split(session, params.name, msg.method === 'tools/call' ? 'tool' : 'prompt');
-          return forward(session, msg.id, server, msg.method, { ...params, name }, sink);
+          const forbidden = findForbiddenName(params.arguments, g.forbiddenArgs);
+          if (!forbidden.ok) deny(forbidden.reason, new ProtocolError(RPC.invalidParams, `Invalid arguments for ${label} ${exposed}: ${forbidden.reason} (at arguments.${forbidden.path})`));
+          let target: { server: string; name: string };
+          try {
+            target = split(session, params.name, label);
+          } catch {
+            return deny(`no such ${label}`, missing);
+          }
+          note.server = target.server;
+          const item = await catalogItem(session, target.server, kind, target.name, sink);
+          if (!item) deny(`no such ${label}`, missing);
+          if (kind === 'tools') {
+            const valid = opts.validator.validate(item!.inputSchema, params.arguments ?? {});
+            if (!valid.ok) deny(valid.reason, new ProtocolError(RPC.invalidParams, `Invalid arguments for tool ${exposed}: ${valid.reason}`));
+          }
+          return forward(session, msg.id, target.server, msg.method, { ...params, name: target.name }, sink);
         }
         case 'resources/read':
-          return forward(session, msg.id, await ownerOf(session, params.uri, sink), msg.method, msg.params, sink);
         case 'resources/subscribe':
         case 'resources/unsubscribe': {
-          const uri = String(params.uri);
+          const uri = typeof params.uri === 'string' ? params.uri : '';
+          note.target = uri;
+          const access = mayAccess(g.policy, 'resources', session.role, uri);
+          if (!access.allow) deny(access.reason, new ProtocolError(RESOURCE_NOT_FOUND, `Resource not found: ${uri}`));
           const server = await ownerOf(session, params.uri, sink);
+          note.server = server;
+          if (msg.method === 'resources/read') return forward(session, msg.id, server, msg.method, msg.params, sink);
           const key = `${server}\0${uri}`;
           const subs = index(session.workspace).subscriptions;
           const holders = subs.get(key) ?? new Set<string>();
@@ -519,10 +635,21 @@ export function createWorkspaceRouter(opts: RouterOptions) {
         case 'completion/complete': {
           const ref = obj(params.ref);
           if (ref.type === 'ref/prompt') {
+            const exposed = typeof ref.name === 'string' ? ref.name : '';
+            note.target = exposed;
+            const access = mayAccess(g.policy, 'prompts', session.role, exposed);
+            if (!access.allow) deny(access.reason, new ProtocolError(UNKNOWN, `Unknown prompt: ${exposed}`));
             const { server, name } = split(session, ref.name, 'prompt');
+            note.server = server;
             return forward(session, msg.id, server, msg.method, { ...params, ref: { ...ref, name } }, sink);
           }
-          return forward(session, msg.id, await ownerOf(session, ref.uri, sink), msg.method, msg.params, sink);
+          const uri = typeof ref.uri === 'string' ? ref.uri : '';
+          note.target = uri;
+          const access = mayAccess(g.policy, 'resources', session.role, uri);
+          if (!access.allow) deny(access.reason, new ProtocolError(RESOURCE_NOT_FOUND, `Resource not found: ${uri}`));
+          const server = await ownerOf(session, ref.uri, sink);
+          note.server = server;
+          return forward(session, msg.id, server, msg.method, msg.params, sink);
         }
         case 'logging/setLevel':
           await Promise.all(
@@ -530,7 +657,10 @@ export function createWorkspaceRouter(opts: RouterOptions) {
           );
           return { result: {} };
         default:
-          if (single) return forward(session, msg.id, names[0]!, msg.method, msg.params, sink);
+          if (single) {
+            note.server = names[0]!;
+            return forward(session, msg.id, names[0]!, msg.method, msg.params, sink);
+          }
           throw new ProtocolError(RPC.methodNotFound, `method not found: ${msg.method}`);
       }
     },

@@ -57,7 +57,7 @@ function toRecord(r: WorkspaceRow): WorkspaceRecord {
   };
 }
 
-export function createWorkspaceStore(db: Db) {
+export function createWorkspaceStore(db: Db, hooks: { onEvent?(workspace: string, event: EventRecord): void } = {}) {
   const q = {
     insert: db.prepare(
       'INSERT INTO workspaces (uid, name, owner, spec, status, generation, created_at, updated_at) VALUES (@uid, @name, @owner, @spec, @status, 1, @now, @now)',
@@ -142,7 +142,9 @@ export function createWorkspaceStore(db: Db) {
     addEvent(uid: string, type: string, server?: string, detail?: Record<string, unknown>): EventRecord {
       const at = new Date().toISOString();
       const info = q.addEvent.run(uid, type, at, server ?? null, detail ? JSON.stringify(detail) : null);
-      return { id: Number(info.lastInsertRowid), type, at, ...(server ? { server } : {}), ...(detail ? { detail } : {}) };
+      const record: EventRecord = { id: Number(info.lastInsertRowid), type, at, ...(server ? { server } : {}), ...(detail ? { detail } : {}) };
+      if (hooks.onEvent) hooks.onEvent((q.byUid.get(uid) as WorkspaceRow | undefined)?.name ?? uid, record);
+      return record;
     },
     events(uid: string, afterId = 0): EventRecord[] {
       return (q.events.all(uid, afterId) as EventRow[]).map((r) => ({

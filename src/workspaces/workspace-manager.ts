@@ -64,6 +64,8 @@ interface WorkspaceState {
   stableTimer?: NodeJS.Timeout;
   /** The spec's server names in order, kept in memory for the MCP endpoint. */
   serverOrder: string[];
+  /** The current spec, in memory for the MCP endpoint's hot path. */
+  spec: WorkspaceSpec;
 }
 
 export interface ServerView {
@@ -119,11 +121,12 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   const stateFor = (rec: WorkspaceRecord): WorkspaceState => {
     let ws = states.get(rec.uid);
     if (!ws) {
-      ws = { uid: rec.uid, name: rec.name, servers: new Map(), queue: Promise.resolve(), deleting: false, serverOrder: [] };
+      ws = { uid: rec.uid, name: rec.name, servers: new Map(), queue: Promise.resolve(), deleting: false, serverOrder: [], spec: rec.spec };
       states.set(rec.uid, ws);
       byName.set(rec.name, ws);
     }
     ws.serverOrder = rec.spec.servers.map((s) => s.name);
+    ws.spec = rec.spec;
     return ws;
   };
 
@@ -521,6 +524,12 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       const ws = byName.get(workspace);
       const st = ws && !ws.deleting ? ws.servers.get(server) : undefined;
       return st?.status === 'running' ? st.conn : undefined;
+    },
+
+    /** The current spec of a live workspace, from memory. */
+    spec(workspace: string): WorkspaceSpec | undefined {
+      const ws = byName.get(workspace);
+      return ws && !ws.deleting ? ws.spec : undefined;
     },
 
     /** The uid of a live workspace, from memory. */
