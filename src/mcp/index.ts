@@ -1,9 +1,10 @@
 // Public face of the mcp domain.
-export { UpstreamConnection, UpstreamClosedError, GATEWAY_PROTOCOL_VERSION, GATEWAY_CLIENT_INFO, GATEWAY_CLIENT_CAPABILITIES } from './upstream-connection.js';
+export { UpstreamConnection, UpstreamClosedError, responseSize, GATEWAY_PROTOCOL_VERSION, GATEWAY_CLIENT_INFO, GATEWAY_CLIENT_CAPABILITIES } from './upstream-connection.js';
 export type { ChannelTransport, InitializeResult, UpstreamOptions, UpstreamRequestHandler } from './upstream-connection.js';
 export { classify, ProtocolError, RPC } from './json-rpc.js';
 export { createWorkspaceRouter, CancelledError, SUPPORTED_PROTOCOL_VERSIONS, LATEST_PROTOCOL_VERSION, NAME_SEPARATOR, WORKSPACE_ROOT, templatePattern } from './workspace-router.js';
-export type { WorkspaceRouter, Session, ClientSink, Directory, RouterOptions } from './workspace-router.js';
+export type { WorkspaceRouter, Session, ClientSink, Directory, RouterOptions, Guardrails, RequestNote } from './workspace-router.js';
+export { RATE_LIMITED, WITHHELD } from './workspace-router.js';
 export { createStreamableHttp, SseStream, SESSION_HEADER, VERSION_HEADER } from './streamable-http.js';
 export type { Caller, StreamableDeps } from './streamable-http.js';
 export type { JsonRpcId, JsonRpcMessage, JsonRpcRequest, JsonRpcNotification, JsonRpcResponse, JsonRpcErrorObject } from './json-rpc.js';
