@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { createTokenVerifier, effectiveRole, loadOrCreateSigningKey } from './auth/index.js';
 import type { GatewayConfig, WorkspaceSpec } from './config/index.js';
 import { createImageBuilder, npmEnvironment } from './images/index.js';
-import { createApp, createMcpRoutes } from './ingress/index.js';
+import { createApp, createMcpRoutes, createRequestGuard } from './ingress/index.js';
 import { createWorkspaceRouter } from './mcp/index.js';
 import { createSchemaValidator } from './policy/index.js';
 import { createGuardrailsCache } from './workspaces/index.js';
@@ -142,6 +142,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   sweeper.unref();
   const mcp = createMcpRoutes({
     router,
+    guard: createRequestGuard((ws) => manager.spec(ws)),
+    auditSettings: (ws) => manager.spec(ws)?.audit,
+    audit,
     verify,
     roleOf: (workspace, identity) => {
       const uid = manager.uidOf(workspace);

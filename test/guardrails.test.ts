@@ -123,8 +123,88 @@ describe('sanitising', () => {
   });
 });
 
+describe('rate limits', () => {
+  const LIMITED = 'it-guard-rate';
+  beforeAll(async () => {
+    const r = await gw.api('POST', '/api/v1/workspaces', owner, {
+      name: LIMITED,
+      servers: [{ name: 'probe', package: PROBE_PACKAGE }],
+      members: { bob: 'member' },
+      rateLimits: { perToken: { rate: 0.2, burst: 12 }, perWorkspace: { rate: 1000, burst: 1000 }, concurrentPerServer: 2 },
+    });
+    expect(r.status).toBe(201);
+    await gw.waitStatus(LIMITED, owner, ['ready']);
+  });
+  afterAll(async () => {
+    await gw.remove(LIMITED, owner);
+  });
+
+  const call = (token: string, session: string, id: number, name: string, args: Record<string, unknown>) =>
+    fetch(`${gw.url}/mcp/${LIMITED}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': session },
+      body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } }),
+    });
+  const session = async (token: string) => {
+    const r = await fetch(`${gw.url}/mcp/${LIMITED}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'r', version: '1' } } }),
+    });
+    return r.headers.get('mcp-session-id')!;
+  };
+
+  it('answers a burst over the per-token limit with 429 and Retry-After, and the server sees no more than allowed', async () => {
+    const sid = await session(member); // one request of the burst
+    // One after another: the burst is about the bucket, not about requests in flight (capped separately below).
+    const results: Response[] = [];
+    for (let i = 0; i < 30; i++) results.push(await call(member, sid, i + 1, 'echo', { message: `m${i}` }));
+    const ok = results.filter((r) => r.status === 200).length;
+    const limited = results.filter((r) => r.status === 429);
+    expect(ok).toBe(11);
+    expect(limited).toHaveLength(19);
+    expect(Number(limited[0]!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(((await limited[0]!.json()) as { error: { code: number } }).error.code).toBe(-32029);
+    // Another token has its own bucket.
+    const osid = await session(owner);
+    expect((await call(owner, osid, 1, 'echo', { message: 'owner' })).status).toBe(200);
+    const counts = JSON.parse(((await (await call(owner, osid, 2, 'received', {})).json()) as { result: { content: { text: string }[] } }).result.content[0]!.text) as Record<string, number>;
+    expect(counts['tools/call:echo']).toBe(ok + 1);
+  });
+
+  it('caps the requests in flight to one server', async () => {
+    const sid = await session(owner);
+    const slow = await Promise.all([1, 2, 3].map((i) => call(owner, sid, 100 + i, 'sleep', { ms: 500 })));
+    const bodies = (await Promise.all(slow.map((r) => r.json()))) as { error?: { code: number; message: string } }[];
+    expect(slow.map((r) => r.status).sort()).toEqual([200, 200, 429]);
+    expect(bodies.find((b) => b.error)?.error?.message).toMatch(/too many requests in flight to server "probe" \(limit 2\)/);
+  });
+});
+
 describe('audit trail', () => {
-  it('records MCP requests, admin actions and lifecycle events, and detects a changed row', async () => {
+  it('records each MCP request with its decision and reason, and a hash of the arguments only', async () => {
+    const trail = (await gw.api<{ kind: string; method?: string; target?: string; decision?: string; reason?: string; argsHash?: string; actor?: string; latencyMs?: number }[]>('GET', `/api/v1/audit?workspace=${WS}&kind=mcp`, owner)).body;
+    const denied = trail.find((e) => e.target === 'dangerous');
+    expect(denied).toMatchObject({ method: 'tools/call', decision: 'deny', actor: 'alice', reason: 'tools policy denies "dangerous"' });
+    const allowed = trail.find((e) => e.target === 'typed' && e.decision === 'allow');
+    expect(allowed?.argsHash).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(typeof allowed?.latencyMs).toBe('number');
+    expect(JSON.stringify(trail)).not.toContain('rm -rf /');
+    const denials = (await gw.api<unknown[]>('GET', `/api/v1/audit?workspace=${WS}&decision=deny&user=bob`, owner)).body;
+    expect(denials.length).toBeGreaterThan(0);
+  });
+
+  it('records that an audit setting was turned off', async () => {
+    expect((await gw.api('PUT', `/api/v1/workspaces/${WS}`, owner, { ...spec, audit: { requests: false, arguments: 'none' } })).status).toBe(200);
+    const changes = (await gw.api<{ method?: string; detail?: { from: unknown; to: unknown } }[]>('GET', `/api/v1/audit?workspace=${WS}&kind=admin`, owner)).body.filter((e) => e.method === 'audit_setting_changed');
+    expect(changes.at(-1)?.detail).toEqual({ from: { requests: true, arguments: 'hash' }, to: { requests: false, arguments: 'none' } });
+    await gw.waitStatus(WS, owner, ['ready']);
+    const before = (await gw.api<unknown[]>('GET', `/api/v1/audit?workspace=${WS}&kind=mcp`, owner)).body.length;
+    await ownerClient.callTool({ name: 'echo', arguments: { message: 'unrecorded' } });
+    expect((await gw.api<unknown[]>('GET', `/api/v1/audit?workspace=${WS}&kind=mcp`, owner)).body.length).toBe(before);
+  });
+
+  it('records admin actions and lifecycle events', async () => {
     await gw.api('PUT', `/api/v1/workspaces/${WS}/members/carol`, owner, { role: 'viewer' });
     const trail = await gw.api<{ kind: string; method?: string; decision?: string; actor?: string }[]>('GET', `/api/v1/audit?workspace=${WS}`, owner);
     expect(trail.status).toBe(200);
@@ -132,7 +212,10 @@ describe('audit trail', () => {
     expect(trail.body.some((e) => e.kind === 'admin' && e.method === `PUT /api/v1/workspaces/${WS}/members/carol` && e.actor === 'alice')).toBe(true);
     expect((await gw.api('GET', '/api/v1/audit', member)).status).toBe(403);
     expect((await gw.api('GET', `/api/v1/audit?workspace=${WS}`, member)).status).toBe(403);
+  });
 
+  it('verifies an untouched trail and names the first changed row', async () => {
+    await ownerClient.close();
     await gw.close();
     const ok = await runCli(['audit', 'verify', '--data', dataDir]);
     expect(ok.code).toBe(0);
@@ -147,5 +230,6 @@ describe('audit trail', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain(`at entry ${victim}`);
     gw = await startTestGateway({ dataDir });
+    ownerClient = await connect(owner);
   });
 });

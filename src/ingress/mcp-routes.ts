@@ -1,14 +1,21 @@
 // The MCP endpoint's front: Origin check, bearer authentication with RFC 9728 challenges, the caller's role,
-// then the Streamable HTTP transport. Also serves the protected-resource metadata.
+// then the Streamable HTTP transport of the caller's era. Also serves the protected-resource metadata.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { bearerToken } from '../auth/index.js';
 import type { Identity, TokenVerifier } from '../auth/index.js';
 import type { Role } from '../config/index.js';
-import { createStreamableHttp } from '../mcp/index.js';
-import type { WorkspaceRouter } from '../mcp/index.js';
+import { createStatelessHttp, createStreamableHttp, routesToStateless } from '../mcp/index.js';
+import type { McpAuditRecord, WorkspaceRouter } from '../mcp/index.js';
+import { argumentsHash } from '../audit/index.js';
+import type { AuditLog } from '../audit/index.js';
+import type { RequestGuard } from './request-guard.js';
 
 export interface McpRouteDeps {
   router: WorkspaceRouter;
+  guard: Pick<RequestGuard, 'admit'>;
+  /** The workspace's audit settings, and where MCP requests are recorded. */
+  auditSettings(workspace: string): { requests: boolean; arguments: 'hash' | 'none' } | undefined;
+  audit: Pick<AuditLog, 'append'>;
   verify: TokenVerifier;
   /** The caller's role in a live workspace, or undefined (unknown workspace or no role: both answer 404). */
   roleOf(workspace: string, identity: Identity): Role | undefined;
@@ -31,6 +38,8 @@ function json(res: ServerResponse, status: number, value: unknown, headers: Reco
 
 export function createMcpRoutes(deps: McpRouteDeps) {
   const transport = createStreamableHttp({ router: deps.router, maxBodyBytes: deps.maxBodyBytes });
+  // 2026-07-28 clients (no session, a version per request); it hands 2025-era POSTs (initialize) back to `transport`.
+  const stateless = createStatelessHttp({ router: deps.router, maxBodyBytes: deps.maxBodyBytes, legacy: transport });
 
   const originAllowed = (origin: string | undefined): boolean => {
     if (origin === undefined) return true; // not a browser
@@ -83,7 +92,39 @@ export function createMcpRoutes(deps: McpRouteDeps) {
       json(res, 404, { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Not Found' } });
       return true;
     }
-    await transport(req, res, { workspace, sub: verified.identity.sub, role });
+    if (req.method === 'POST') {
+      const take = deps.guard.admit(workspace, token, Date.now());
+      if (!take.ok) {
+        json(res, 429, { jsonrpc: '2.0', id: null, error: { code: -32029, message: `Too Many Requests: retry after ${take.retryAfterSeconds} s` } }, { 'retry-after': String(take.retryAfterSeconds) });
+        return true;
+      }
+    }
+    const sub = verified.identity.sub;
+    const settings = deps.auditSettings(workspace);
+    const caller = {
+      workspace,
+      sub,
+      role,
+      ...(settings?.requests === false
+        ? {}
+        : {
+            audit: (r: McpAuditRecord) =>
+              deps.audit.append({
+                kind: 'mcp',
+                actor: sub,
+                workspace,
+                method: r.method,
+                decision: r.note.decision,
+                latencyMs: r.latencyMs,
+                outcome: r.outcome,
+                ...(r.note.server ? { server: r.note.server } : {}),
+                ...(r.note.target ? { target: r.note.target } : {}),
+                ...(r.note.reason ? { reason: r.note.reason } : {}),
+                ...(settings?.arguments === 'hash' && r.arguments !== undefined ? { argsHash: argumentsHash(r.arguments) } : {}),
+              }),
+          }),
+    };
+    await (routesToStateless(req) ? stateless(req, res, caller) : transport(req, res, caller));
     return true;
   };
 }

@@ -6,5 +6,8 @@ export { createWorkspaceRouter, CancelledError, SUPPORTED_PROTOCOL_VERSIONS, LAT
 export type { WorkspaceRouter, Session, ClientSink, Directory, RouterOptions, Guardrails, RequestNote } from './workspace-router.js';
 export { RATE_LIMITED, WITHHELD } from './workspace-router.js';
 export { createStreamableHttp, SseStream, SESSION_HEADER, VERSION_HEADER } from './streamable-http.js';
-export type { Caller, StreamableDeps } from './streamable-http.js';
+export type { Caller, StreamableDeps, McpAuditRecord } from './streamable-http.js';
+export { createStatelessHttp, routesToStateless } from './stateless-http.js';
+export type { StatelessDeps } from './stateless-http.js';
+export { MODERN_PROTOCOL_VERSION, MODERN_PROTOCOL_VERSIONS, MODERN_ERROR, admitPost } from './modern-era.js';
 export type { JsonRpcId, JsonRpcMessage, JsonRpcRequest, JsonRpcNotification, JsonRpcResponse, JsonRpcErrorObject } from './json-rpc.js';

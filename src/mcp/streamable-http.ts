@@ -3,8 +3,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { classify, RPC } from './json-rpc.js';
 import type { JsonRpcId, JsonRpcMessage, JsonRpcResponse } from './json-rpc.js';
-import { CancelledError, SUPPORTED_PROTOCOL_VERSIONS } from './workspace-router.js';
-import type { ClientSink, Role, Session, WorkspaceRouter } from './workspace-router.js';
+import { CancelledError, RATE_LIMITED, SUPPORTED_PROTOCOL_VERSIONS } from './workspace-router.js';
+import type { ClientSink, RequestNote, Role, Session, WorkspaceRouter } from './workspace-router.js';
 
 export const SESSION_HEADER = 'mcp-session-id';
 export const VERSION_HEADER = 'mcp-protocol-version';
@@ -41,6 +41,10 @@ export class SseStream implements ClientSink {
 class PostResponder implements ClientSink {
   private sse: SseStream | undefined;
   private done = false;
+  /** True once anything was sent: the status line is then decided. */
+  get started(): boolean {
+    return this.sse !== undefined || this.done;
+  }
   constructor(
     private readonly res: ServerResponse,
     private readonly headers: Record<string, string>,
@@ -87,10 +91,22 @@ export interface StreamableDeps {
   maxBodyBytes: number;
 }
 
+/** One finished MCP request, for the audit trail. */
+export interface McpAuditRecord {
+  method: string;
+  note: RequestNote;
+  latencyMs: number;
+  /** ok, error:<code>, cancelled */
+  outcome: string;
+  arguments?: unknown;
+}
+
 export interface Caller {
   workspace: string;
   sub: string;
   role: Role;
+  /** Called once per request the transport answered (or that was cancelled). */
+  audit?(record: McpAuditRecord): void;
 }
 
 export function createStreamableHttp(deps: StreamableDeps) {
@@ -215,19 +231,31 @@ export function createStreamableHttp(deps: StreamableDeps) {
     }
     const responder = new PostResponder(res, {});
     const clientId = c.msg.id;
+    const started = process.hrtime.bigint();
+    const note: RequestNote = { decision: 'allow' };
+    const record = (outcome: string) =>
+      caller.audit?.({ method: c.msg.method, note, latencyMs: Number(process.hrtime.bigint() - started) / 1e6, outcome, arguments: c.msg.params?.arguments });
     let finished = false;
     // A client that hangs up before its answer has cancelled the request.
     res.on('close', () => {
       if (!finished) router.abandon(session, clientId);
     });
     try {
-      const response = await router.request(session, c.msg, responder);
+      const response = await router.request(session, c.msg, responder, note);
       finished = true;
-      responder.finish(response);
+      if (response.error?.code === RATE_LIMITED && !responder.started) {
+        const retry = String((response.error.data as { retryAfter?: number } | undefined)?.retryAfter ?? 1);
+        rpcError(res, 429, RATE_LIMITED, response.error.message, c.msg.id, { 'retry-after': retry });
+      } else {
+        responder.finish(response);
+      }
+      record(response.error ? `error:${response.error.code}` : 'ok');
     } catch (err) {
       finished = true;
-      if (err instanceof CancelledError) responder.finish(undefined);
-      else throw err;
+      if (err instanceof CancelledError) {
+        responder.finish(undefined);
+        record('cancelled');
+      } else throw err;
     }
   };
 

@@ -1,0 +1,412 @@
+// Protocol revision 2026-07-28 on /mcp/{workspace}, against real servers in containers: the SDK 2.x client pinned
+// to the stateless era (and in its 2025 mode on the same endpoint), multi round-trip sampling bridged to a 2025
+// server, and the revision's validation ladder over raw HTTP.
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { ClientOptions } from '@modelcontextprotocol/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway } from './helpers/gateway.js';
+import type { TestGateway } from './helpers/gateway.js';
+
+const SINGLE = 'it-2026-single';
+const MULTI = 'it-2026-multi';
+const V = '2026-07-28';
+const everything = { name: 'everything', package: '@modelcontextprotocol/server-everything', args: ['stdio'] };
+const memory = { name: 'memory', package: '@modelcontextprotocol/server-memory', env: { MEMORY_FILE_PATH: '/workspace/memory.json' } };
+
+let gw: TestGateway;
+let owner: string;
+const clients: Client[] = [];
+
+beforeAll(async () => {
+  gw = await startTestGateway();
+  owner = await gw.token('alice');
+  for (const spec of [
+    { name: SINGLE, servers: [everything] },
+    { name: MULTI, servers: [everything, memory] },
+  ]) {
+    const created = await gw.api('POST', '/api/v1/workspaces', owner, spec);
+    if (created.status !== 201) throw new Error(`create ${spec.name}: ${created.status} ${JSON.stringify(created.body)}`);
+  }
+  await Promise.all([gw.waitStatus(SINGLE, owner, ['ready']), gw.waitStatus(MULTI, owner, ['ready'])]);
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+  await gw?.remove(SINGLE, owner).catch(() => undefined);
+  await gw?.remove(MULTI, owner).catch(() => undefined);
+  await gw?.close();
+});
+
+async function connect(ws: string, options: ClientOptions = {}): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const client = new Client({ name: 'it-2026', version: '1.0.0' }, options);
+  const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp/${ws}`), { requestInit: { headers: { authorization: `Bearer ${owner}` } } });
+  await client.connect(transport);
+  clients.push(client);
+  return { client, transport };
+}
+
+const pinned = (extra: ClientOptions = {}): ClientOptions => ({ versionNegotiation: { mode: { pin: V } }, ...extra });
+const text = (r: { content?: unknown }) => JSON.stringify(r.content);
+
+// ---- raw HTTP ---------------------------------------------------------------------------------------------------
+
+interface Raw {
+  status: number;
+  type: string;
+  body: { id?: unknown; result?: Record<string, unknown>; error?: { code: number; message: string; data?: Record<string, unknown> } };
+  text: string;
+}
+
+const envelope = (version = V, caps: Record<string, unknown> = {}) => ({
+  'io.modelcontextprotocol/protocolVersion': version,
+  'io.modelcontextprotocol/clientCapabilities': caps,
+  'io.modelcontextprotocol/clientInfo': { name: 'raw-fetch', version: '1.0.0' },
+});
+
+/** The standard headers a 2026 client sends for `body`, overridable one by one (undefined removes one). */
+function modernHeaders(body: { method: string; params?: Record<string, unknown> }, override: Record<string, string | undefined> = {}): Record<string, string> {
+  const name = body.params?.name ?? body.params?.uri;
+  const h: Record<string, string | undefined> = {
+    'mcp-protocol-version': V,
+    'mcp-method': body.method,
+    ...(typeof name === 'string' ? { 'mcp-name': name } : {}),
+    ...override,
+  };
+  return Object.fromEntries(Object.entries(h).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+async function post(ws: string, body: unknown, headers: Record<string, string>, method = 'POST', token = owner): Promise<Raw> {
+  const res = await fetch(`${gw.url}/mcp/${ws}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+    ...(method === 'POST' ? { body: JSON.stringify(body) } : {}),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const type = res.headers.get('content-type') ?? '';
+  const t = await res.text();
+  let parsed: Raw['body'] = {};
+  if (type.startsWith('application/json')) parsed = JSON.parse(t) as Raw['body'];
+  if (type.startsWith('text/event-stream')) {
+    const events = sseMessages(t);
+    parsed = events.at(-1) ?? {};
+  }
+  return { status: res.status, type, body: parsed, text: t };
+}
+
+function sseMessages(t: string): Record<string, unknown>[] {
+  return t
+    .split('\n')
+    .filter((l) => l.startsWith('data: '))
+    .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
+}
+
+let nextId = 1;
+const request = (method: string, params: Record<string, unknown> = {}, version = V, caps: Record<string, unknown> = {}) => ({
+  jsonrpc: '2.0',
+  id: nextId++,
+  method,
+  params: { ...params, _meta: { ...envelope(version, caps), ...(params._meta as Record<string, unknown> | undefined) } },
+});
+
+// ---- the SDK client, 2026-07-28 -------------------------------------------------------------------------------
+
+describe('the SDK 2.x client pinned to 2026-07-28, one server', () => {
+  it('discovers the gateway with server/discover and needs no session', async () => {
+    const { client, transport } = await connect(SINGLE, pinned());
+    expect(client.getNegotiatedProtocolVersion()).toBe(V);
+    expect(transport.sessionId).toBeUndefined();
+    const discovered = client.getDiscoverResult();
+    expect(discovered?.supportedVersions).toEqual(expect.arrayContaining([V, '2025-11-25']));
+    expect(client.getServerVersion()?.name).toBe('mcp-servers/everything');
+    const caps = client.getServerCapabilities();
+    expect(caps?.tools).toBeDefined();
+    expect(caps?.prompts).toBeDefined();
+    expect(caps?.resources).toBeDefined();
+    // Change notifications are not bridged, so they are not advertised.
+    expect(caps?.tools?.listChanged).toBeUndefined();
+  });
+
+  it('lists tools and calls echo', async () => {
+    const { client } = await connect(SINGLE, pinned());
+    const { tools } = await client.listTools();
+    expect(tools.map((t) => t.name)).toContain('echo');
+    const r = await client.callTool({ name: 'echo', arguments: { message: 'hello from 2026' } });
+    expect(text(r)).toContain('hello from 2026');
+  });
+
+  it('lists prompts and gets simple-prompt', async () => {
+    const { client } = await connect(SINGLE, pinned());
+    const { prompts } = await client.listPrompts();
+    expect(prompts.map((p) => p.name)).toContain('simple-prompt');
+    const p = await client.getPrompt({ name: 'simple-prompt' });
+    expect(p.messages.length).toBeGreaterThan(0);
+    expect(JSON.stringify(p.messages[0]!.content)).toContain('simple prompt');
+  });
+
+  it('lists resources and reads one', async () => {
+    const { client } = await connect(SINGLE, pinned());
+    const { resources } = await client.listResources();
+    expect(resources.length).toBeGreaterThan(0);
+    const uri = resources[0]!.uri;
+    const read = await client.readResource({ uri });
+    expect(read.contents[0]!.uri).toBe(uri);
+  });
+
+  it('answers a 2025 server’s sampling request through an input_required round trip', async () => {
+    const { client } = await connect(SINGLE, pinned({ capabilities: { sampling: {} } }));
+    const asked: string[] = [];
+    client.setRequestHandler('sampling/createMessage', (req) => {
+      asked.push(JSON.stringify(req.params.messages));
+      return Promise.resolve({ role: 'assistant' as const, model: 'it-model-7', content: { type: 'text' as const, text: 'sampled by the test' } });
+    });
+    const r = await client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'what is 2+2', maxTokens: 10 } });
+    expect(asked.join()).toContain('what is 2+2');
+    expect(text(r)).toContain('it-model-7');
+    expect(text(r)).toContain('sampled by the test');
+  });
+});
+
+describe('the SDK 2.x client on a two-server workspace', () => {
+  it('sees prefixed names and calls both servers', async () => {
+    const { client } = await connect(MULTI, pinned());
+    expect(client.getServerVersion()?.name).toBe(`mcpx/${MULTI}`);
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    expect(names).toEqual(expect.arrayContaining(['everything__echo', 'memory__read_graph']));
+    const echoed = await client.callTool({ name: 'everything__echo', arguments: { message: 'two servers' } });
+    expect(text(echoed)).toContain('two servers');
+    const graph = await client.callTool({ name: 'memory__read_graph', arguments: {} });
+    expect(graph.isError).not.toBe(true);
+    expect(text(graph)).toContain('entities');
+  });
+});
+
+describe('both eras on the same endpoint', () => {
+  it('serves the SDK 2.x client in its default 2025 mode with a session', async () => {
+    const { client, transport } = await connect(SINGLE);
+    expect(client.getNegotiatedProtocolVersion()).toBe('2025-11-25');
+    expect(transport.sessionId).toEqual(expect.any(String));
+    const r = await client.callTool({ name: 'echo', arguments: { message: 'still 2025' } });
+    expect(text(r)).toContain('still 2025');
+  });
+
+  it('lets an auto-negotiating client pick 2026-07-28 from server/discover', async () => {
+    const { client, transport } = await connect(MULTI, { versionNegotiation: { mode: 'auto' } });
+    expect(client.getNegotiatedProtocolVersion()).toBe(V);
+    expect(transport.sessionId).toBeUndefined();
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('memory__read_graph');
+  });
+});
+
+// ---- raw HTTP: what a 2026 request looks like, and the ladder ---------------------------------------------------
+
+describe('raw 2026-07-28 requests', () => {
+  it('shapes results for the revision: resultType, cache fields, serverInfo', async () => {
+    const body = request('tools/list');
+    const r = await post(SINGLE, body, modernHeaders(body));
+    expect(r.status).toBe(200);
+    expect(r.body.id).toBe(body.id);
+    expect(r.body.result).toMatchObject({ resultType: 'complete', ttlMs: 0, cacheScope: 'private' });
+    expect(r.body.result?._meta).toMatchObject({ 'io.modelcontextprotocol/serverInfo': { name: 'mcp-servers/everything' } });
+  });
+
+  it('streams progress on the request’s own SSE response', async () => {
+    const body = request('tools/call', { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 2 }, _meta: { progressToken: 'tok-1' } });
+    const r = await post(SINGLE, body, modernHeaders(body));
+    expect(r.status).toBe(200);
+    expect(r.type).toContain('text/event-stream');
+    const messages = sseMessages(r.text);
+    expect(messages.filter((m) => m.method === 'notifications/progress').map((m) => (m.params as { progressToken: unknown }).progressToken)).toContain('tok-1');
+    expect(messages.at(-1)).toMatchObject({ id: body.id, result: { resultType: 'complete' } });
+  });
+
+  it('bridges sampling as input_required, resumes on retry, and refuses a forged requestState', async () => {
+    const caps = { sampling: {} };
+    const first = request('tools/call', { name: 'trigger-sampling-request', arguments: { prompt: 'raw', maxTokens: 5 } }, V, caps);
+    const r1 = await post(SINGLE, first, modernHeaders(first));
+    expect(r1.status).toBe(200);
+    expect(r1.body.result?.resultType).toBe('input_required');
+    const inputRequests = r1.body.result?.inputRequests as Record<string, { method: string; params: unknown }>;
+    const [key, ask] = Object.entries(inputRequests)[0]!;
+    expect(ask.method).toBe('sampling/createMessage');
+    const requestState = r1.body.result?.requestState as string;
+    expect(requestState).toEqual(expect.any(String));
+
+    const forged = request('tools/call', { name: 'trigger-sampling-request', arguments: { prompt: 'raw', maxTokens: 5 }, requestState: `${requestState}x`, inputResponses: {} }, V, caps);
+    const rf = await post(SINGLE, forged, modernHeaders(forged));
+    expect(rf.body.error?.code).toBe(-32602);
+
+    const retry = request(
+      'tools/call',
+      {
+        name: 'trigger-sampling-request',
+        arguments: { prompt: 'raw', maxTokens: 5 },
+        requestState,
+        inputResponses: { [key]: { role: 'assistant', model: 'raw-model', content: { type: 'text', text: 'raw answer' } } },
+      },
+      V,
+      caps,
+    );
+    const r2 = await post(SINGLE, retry, modernHeaders(retry));
+    expect(r2.status).toBe(200);
+    expect(r2.body.id).toBe(retry.id);
+    expect(r2.body.result?.resultType).toBe('complete');
+    expect(JSON.stringify(r2.body.result?.content)).toContain('raw answer');
+  });
+
+  it('answers 400 / -32021 when the work needs a capability the client did not declare', async () => {
+    const body = request('tools/call', { name: 'trigger-sampling-request', arguments: { prompt: 'no sampling' } });
+    const r = await post(SINGLE, body, modernHeaders(body));
+    expect(r.status).toBe(400);
+    expect(r.body.error?.code).toBe(-32021);
+    expect(r.body.error?.data).toEqual({ requiredCapabilities: { sampling: {} } });
+  });
+
+  it('treats closing the response stream as cancellation of the upstream request', async () => {
+    const body = request('tools/call', { name: 'trigger-long-running-operation', arguments: { duration: 30, steps: 30 }, _meta: { progressToken: 'cancel-me' } });
+    const ctl = new AbortController();
+    const res = await fetch(`${gw.url}/mcp/${SINGLE}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${owner}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...modernHeaders(body) },
+      body: JSON.stringify(body),
+      signal: ctl.signal,
+    });
+    const reader = res.body!.getReader();
+    let got = '';
+    while (!got.includes('notifications/progress')) got += new TextDecoder().decode((await reader.read()).value as Uint8Array | undefined);
+    ctl.abort();
+    // The router routes a server's sampling request only when exactly one client has a request in flight to that
+    // server: had the long call not been cancelled upstream, this one would be refused as ambiguous for 30 s.
+    const { client } = await connect(SINGLE, pinned({ capabilities: { sampling: {} } }));
+    client.setRequestHandler('sampling/createMessage', () => Promise.resolve({ role: 'assistant' as const, model: 'after-cancel', content: { type: 'text' as const, text: 'ok' } }));
+    await new Promise((r) => setTimeout(r, 200));
+    const r = await client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'after cancel' } });
+    expect(text(r)).toContain('after-cancel');
+  });
+
+  it('applies the caller’s role: a viewer lists tools but may not call them', async () => {
+    expect((await gw.api('PUT', `/api/v1/workspaces/${SINGLE}/members/bob`, owner, { role: 'viewer' })).status).toBeLessThan(300);
+    const bob = await gw.token('bob');
+    const list = request('tools/list');
+    const listed = await post(SINGLE, list, modernHeaders(list), 'POST', bob);
+    expect(listed.status).toBe(200);
+    expect(JSON.stringify(listed.body.result?.tools)).toContain('echo');
+    const call = request('tools/call', { name: 'echo', arguments: { message: 'x' } });
+    const called = await post(SINGLE, call, modernHeaders(call), 'POST', bob);
+    expect(called.body.error?.message).toMatch(/viewer/);
+  });
+
+  it('answers a missing resource with -32602 and the URI', async () => {
+    const body = request('resources/read', { uri: 'demo://nowhere/at-all' });
+    const r = await post(MULTI, body, modernHeaders(body));
+    expect(r.status).toBe(200);
+    expect(r.body.error).toMatchObject({ code: -32602, data: { uri: 'demo://nowhere/at-all' } });
+  });
+
+  it('acknowledges subscriptions/listen with the empty set it honours', async () => {
+    const body = request('subscriptions/listen', { notifications: { toolsListChanged: true } });
+    const ctl = new AbortController();
+    const res = await fetch(`${gw.url}/mcp/${SINGLE}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${owner}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...modernHeaders(body) },
+      body: JSON.stringify(body),
+      signal: ctl.signal,
+    });
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const reader = res.body!.getReader();
+    let got = '';
+    while (!got.includes('\n\n')) got += new TextDecoder().decode((await reader.read()).value as Uint8Array | undefined);
+    ctl.abort();
+    expect(sseMessages(got)[0]).toEqual({
+      jsonrpc: '2.0',
+      method: 'notifications/subscriptions/acknowledged',
+      params: { _meta: { 'io.modelcontextprotocol/subscriptionId': body.id }, notifications: {} },
+    });
+  });
+});
+
+describe('the 2026-07-28 validation ladder', () => {
+  it('refuses a request whose _meta lacks the protocol version: 400 / -32602', async () => {
+    const body = { jsonrpc: '2.0', id: 'no-version', method: 'tools/list', params: { _meta: { 'io.modelcontextprotocol/clientCapabilities': {} } } };
+    const r = await post(SINGLE, body, modernHeaders(body));
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ id: 'no-version', error: { code: -32602 } });
+    expect(r.body.error?.message).toContain('io.modelcontextprotocol/protocolVersion');
+  });
+
+  it('refuses a request whose _meta lacks clientCapabilities: 400 / -32602', async () => {
+    const body = { jsonrpc: '2.0', id: 7, method: 'tools/list', params: { _meta: { 'io.modelcontextprotocol/protocolVersion': V } } };
+    const r = await post(SINGLE, body, modernHeaders(body));
+    expect(r.status).toBe(400);
+    expect(r.body.error).toMatchObject({ code: -32602, data: { envelope: { key: 'io.modelcontextprotocol/clientCapabilities', problem: 'missing' } } });
+  });
+
+  it('refuses an Mcp-Method header that differs from the body: 400 / -32020', async () => {
+    const body = request('tools/list');
+    const r = await post(SINGLE, body, modernHeaders(body, { 'mcp-method': 'tools/call' }));
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ id: body.id, error: { code: -32020 } });
+  });
+
+  it('refuses an Mcp-Name header that differs from params.name: 400 / -32020', async () => {
+    const body = request('tools/call', { name: 'echo', arguments: { message: 'x' } });
+    const r = await post(SINGLE, body, modernHeaders(body, { 'mcp-name': 'get-env' }));
+    expect(r.status).toBe(400);
+    expect(r.body.error?.code).toBe(-32020);
+    expect(r.body.error?.data).toMatchObject({ mismatch: { header: 'get-env' } });
+  });
+
+  it('accepts a Base64-encoded Mcp-Name that decodes to params.name', async () => {
+    const body = request('tools/call', { name: 'echo', arguments: { message: 'b64' } });
+    const r = await post(SINGLE, body, modernHeaders(body, { 'mcp-name': `=?base64?${Buffer.from('echo').toString('base64')}?=` }));
+    expect(r.status).toBe(200);
+    expect(JSON.stringify(r.body.result?.content)).toContain('b64');
+  });
+
+  it('refuses a request without Mcp-Name or without MCP-Protocol-Version: 400 / -32020', async () => {
+    const body = request('tools/call', { name: 'echo', arguments: { message: 'x' } });
+    const noName = await post(SINGLE, body, modernHeaders(body, { 'mcp-name': undefined }));
+    expect(noName.status).toBe(400);
+    expect(noName.body.error?.code).toBe(-32020);
+    const noVersion = await post(SINGLE, body, modernHeaders(body, { 'mcp-protocol-version': undefined }));
+    expect(noVersion.status).toBe(400);
+    expect(noVersion.body.error?.code).toBe(-32020);
+  });
+
+  it('refuses a header version that differs from the body’s: 400 / -32020', async () => {
+    const body = request('tools/list', {}, '2026-07-28');
+    const r = await post(SINGLE, body, modernHeaders(body, { 'mcp-protocol-version': '2027-01-01' }));
+    expect(r.status).toBe(400);
+    expect(r.body.error?.code).toBe(-32020);
+  });
+
+  it('refuses an unsupported version with the supported list: 400 / -32022', async () => {
+    const body = request('tools/list', {}, '2099-01-01');
+    const r = await post(SINGLE, body, modernHeaders(body, { 'mcp-protocol-version': '2099-01-01' }));
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ id: body.id, error: { code: -32022, data: { supported: [V], requested: '2099-01-01' } } });
+  });
+
+  it('answers methods the revision removed with 404 / -32601', async () => {
+    for (const method of ['ping', 'logging/setLevel', 'resources/subscribe', 'initialize']) {
+      const body = request(method, method === 'logging/setLevel' ? { level: 'info' } : {});
+      const r = await post(SINGLE, body, modernHeaders(body));
+      expect([method, r.status]).toEqual([method, 404]);
+      expect(r.body.error?.code).toBe(-32601);
+    }
+  });
+
+  it('answers GET with a 2026 version 405, and accepts a notification with 202', async () => {
+    const get = await post(SINGLE, undefined, { 'mcp-protocol-version': V }, 'GET');
+    expect(get.status).toBe(405);
+    const note = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1 } };
+    const n = await post(SINGLE, note, { 'mcp-protocol-version': V, 'mcp-method': 'notifications/cancelled' });
+    expect(n.status).toBe(202);
+  });
+
+  it('still answers a 2025 request without a session the 2025 way', async () => {
+    const body = { jsonrpc: '2.0', id: 1, method: 'tools/list' };
+    const r = await post(SINGLE, body, {});
+    expect(r.status).toBe(400);
+    expect(r.body.error?.message).toContain('Mcp-Session-Id');
+  });
+});
