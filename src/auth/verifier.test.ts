@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair, SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadOrCreateSigningKey, signToken } from './issuer.js';
 import type { SigningKey } from './issuer.js';
 import { effectiveRole, may } from './roles.js';
@@ -49,6 +49,19 @@ describe('token verification', () => {
     expect((await verify(await sign({ ...claims, aud: 'other' }))).ok).toBe(false);
     expect((await verify(await sign({ ...claims, exp: undefined }))).ok).toBe(false);
     expect((await verify('garbage')).ok).toBe(false);
+  });
+
+  it('remembers a verified token only until it expires', async () => {
+    const strict = createTokenVerifier({ embedded: key, clockToleranceSeconds: 0 });
+    const token = await signToken(key, { sub: 'carol', ttlSeconds: 60 });
+    expect((await strict(token)).ok).toBe(true);
+    expect((await strict(token)).ok).toBe(true);
+    vi.useFakeTimers({ now: Date.now() + 61_000, toFake: ['Date'] });
+    try {
+      expect(await strict(token)).toMatchObject({ ok: false, reason: 'the token has expired' });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('takes the token only from a Bearer header', () => {

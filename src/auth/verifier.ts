@@ -26,10 +26,29 @@ function toIdentity(payload: JWTPayload): VerifyResult {
   return { ok: true, identity: { sub: payload.sub, admin: scope.includes(ADMIN_SCOPE) } };
 }
 
+/** Verified tokens are remembered until they expire: a signature check costs far more than the request it guards. */
+const CACHE_MAX = 10_000;
+
 export function createTokenVerifier(opts: VerifierOptions) {
   const jwks = opts.external ? createRemoteJWKSet(new URL(opts.external.jwksUrl)) : undefined;
   const clockTolerance = opts.clockToleranceSeconds ?? 5;
+  const cache = new Map<string, { identity: Identity; notBefore: number; expires: number }>();
+  const remember = (token: string, payload: JWTPayload, identity: Identity) => {
+    if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
+    cache.set(token, { identity, notBefore: ((payload.nbf ?? 0) - clockTolerance) * 1000, expires: ((payload.exp ?? 0) + clockTolerance) * 1000 });
+  };
   return async function verify(token: string): Promise<VerifyResult> {
+    const hit = cache.get(token);
+    if (hit) {
+      const now = Date.now();
+      if (now >= hit.notBefore && now < hit.expires) return { ok: true, identity: hit.identity };
+      cache.delete(token);
+    }
+    const r = await verifyUncached(token);
+    return r;
+  };
+
+  async function verifyUncached(token: string): Promise<VerifyResult> {
     try {
       const header = decodeProtectedHeader(token);
       if (typeof header.alg !== 'string' || header.alg === 'none') return { ok: false, reason: 'the token is not signed' };
@@ -43,7 +62,9 @@ export function createTokenVerifier(opts: VerifierOptions) {
           requiredClaims: ['exp', 'sub'],
           clockTolerance,
         });
-        return toIdentity(payload);
+        const r = toIdentity(payload);
+        if (r.ok) remember(token, payload, r.identity);
+        return r;
       }
       const { payload } = await jwtVerify(token, jwks, {
         algorithms: EXTERNAL_ALGS,
@@ -52,7 +73,9 @@ export function createTokenVerifier(opts: VerifierOptions) {
         requiredClaims: ['exp', 'sub'],
         clockTolerance,
       });
-      return toIdentity(payload);
+      const r = toIdentity(payload);
+      if (r.ok) remember(token, payload, r.identity);
+      return r;
     } catch (err) {
       const code = (err as { code?: string }).code;
       const reason =
@@ -67,7 +90,7 @@ export function createTokenVerifier(opts: VerifierOptions) {
                 : 'the token is not valid';
       return { ok: false, reason };
     }
-  };
+  }
 }
 
 export type TokenVerifier = ReturnType<typeof createTokenVerifier>;
