@@ -19,7 +19,7 @@ import { createDockerRuntimeClient } from './runtime/index.js';
 import { createSecretStore, createWorkspaceStore, openDatabase } from './store/index.js';
 import { createRedactionRegistry, createSecretService } from './secrets/index.js';
 import { createWorkspaceManager } from './workspaces/index.js';
-import type { SupervisionOptions, WorkspaceManager } from './workspaces/index.js';
+import type { HibernationOptions, SupervisionOptions, WorkspaceManager } from './workspaces/index.js';
 
 export interface Gateway {
   url: string;
@@ -31,6 +31,7 @@ export interface Gateway {
 export interface GatewayOptions {
   logger?: Logger;
   supervision?: Partial<SupervisionOptions>;
+  hibernation?: Partial<HibernationOptions>;
 }
 
 export function createLogger(level: GatewayConfig['logLevel']): Logger {
@@ -87,7 +88,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   });
 
   let baseUrl = `http://${config.host}:${config.port}`;
+  const metrics = createMetrics();
   const manager = createWorkspaceManager({
+    hibernation: { ...options.hibernation, onWake: (ms) => metrics.wakeups.observe(ms / 1000) },
     store,
     secrets,
     redactLog: (uid, line) => redaction.text(uid, line),
@@ -115,6 +118,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       serverNames: (ws) => manager.serverNames(ws),
       connection: (ws, server) => manager.connection(ws, server),
       onConnection: (listener) => manager.onConnection(listener),
+      activity: (ws, delta) => manager.activity(ws, delta),
       guardrails: (ws) => {
         const spec = manager.spec(ws);
         return spec && guardrails(spec);
@@ -156,7 +160,6 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     ...(config.jwtIssuer ? { authorizationServer: config.jwtIssuer } : {}),
   });
 
-  const metrics = createMetrics();
   const app = createApp({
     store,
     manager,

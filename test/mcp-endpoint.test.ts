@@ -12,6 +12,8 @@ import type { TestGateway } from './helpers/gateway.js';
 const ONE = 'it-mcp-one';
 const MULTI = 'it-mcp-multi';
 const EVERYTHING = { name: 'everything', package: '@modelcontextprotocol/server-everything', args: ['stdio'] };
+// This suite is about routing under load, not about limits (tested in guardrails.test.ts).
+const UNLIMITED = { perToken: { rate: 100_000, burst: 100_000 }, perWorkspace: { rate: 100_000, burst: 100_000 }, concurrentPerServer: 10_000 };
 
 let gw: TestGateway;
 let alice: string;
@@ -65,12 +67,13 @@ async function rawSession(ws: string, token: string): Promise<string> {
 beforeAll(async () => {
   gw = await startTestGateway({ supervision: { backoffBaseMs: 5000 } });
   [alice, bob, viewer, mallory] = await Promise.all([gw.token('alice'), gw.token('bob'), gw.token('vera'), gw.token('mallory')]);
-  expect((await gw.api('POST', '/api/v1/workspaces', alice, { name: ONE, servers: [EVERYTHING], members: { bob: 'member', vera: 'viewer' } })).status).toBe(201);
+  expect((await gw.api('POST', '/api/v1/workspaces', alice, { name: ONE, servers: [EVERYTHING], members: { bob: 'member', vera: 'viewer' }, rateLimits: UNLIMITED })).status).toBe(201);
   expect(
     (
       await gw.api('POST', '/api/v1/workspaces', alice, {
         name: MULTI,
         servers: [EVERYTHING, { name: 'memory', package: '@modelcontextprotocol/server-memory', env: { MEMORY_FILE_PATH: '/workspace/memory.json' } }, { name: 'probe', package: PROBE_PACKAGE }],
+        rateLimits: UNLIMITED,
       })
     ).status,
   ).toBe(201);

@@ -159,12 +159,21 @@ export const workspaceSpecSchema = z
       .describe('Request sanitising limits'),
     rateLimits: z
       .strictObject({
-        perToken: bucket.default({ rate: 50, burst: 100 }).describe('Requests a second for one token'),
-        perWorkspace: bucket.default({ rate: 500, burst: 1000 }).describe('Requests a second for the whole workspace'),
+        perToken: bucket.default({ rate: 200, burst: 400 }).describe('Requests a second for one token'),
+        perWorkspace: bucket.default({ rate: 1000, burst: 2000 }).describe('Requests a second for the whole workspace'),
         concurrentPerServer: z.number().int().min(1).max(10_000).default(64).describe('Requests in flight to one server'),
       })
-      .default({ perToken: { rate: 50, burst: 100 }, perWorkspace: { rate: 500, burst: 1000 }, concurrentPerServer: 64 })
+      .default({ perToken: { rate: 200, burst: 400 }, perWorkspace: { rate: 1000, burst: 2000 }, concurrentPerServer: 64 })
       .describe('Rate limits on the MCP endpoint'),
+    hibernate: z
+      .strictObject({
+        after: z
+          .union([z.literal('never'), z.string().regex(/^\d+(ms|s|m|h)$/, 'must be a duration such as 90s, 30m, 2h, or "never"')])
+          .default('30m')
+          .describe('Stop the containers after this long without a request; the next request starts them again'),
+      })
+      .default({ after: '30m' })
+      .describe('Idle hibernation'),
     audit: z
       .strictObject({
         requests: z.boolean().default(true).describe('Record every MCP request in the audit trail'),
@@ -192,6 +201,13 @@ export type WorkspaceSpec = z.output<typeof workspaceSpecSchema>;
 export type ServerSpec = WorkspaceSpec['servers'][number];
 export type ResourceSpec = WorkspaceSpec['resources'];
 export type Role = z.output<typeof roleSchema>;
+
+/** Milliseconds of a duration such as 250ms, 90s, 30m, 2h. */
+export function durationMs(text: string): number | undefined {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(text);
+  if (!m) return undefined;
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+}
 
 export type SpecResult = { ok: true; spec: WorkspaceSpec } | { ok: false; errors: string[] };
 

@@ -98,6 +98,9 @@ export function createMcpRoutes(deps: McpRouteDeps) {
         json(res, 429, { jsonrpc: '2.0', id: null, error: { code: -32029, message: `Too Many Requests: retry after ${take.retryAfterSeconds} s` } }, { 'retry-after': String(take.retryAfterSeconds) });
         return true;
       }
+      // A hibernating workspace is started again before the request is served, transparently.
+      const waking = deps.router.awake(workspace);
+      if (waking) await waking;
     }
     const sub = verified.identity.sub;
     const settings = deps.auditSettings(workspace);

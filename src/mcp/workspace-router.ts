@@ -49,6 +49,8 @@ const UNKNOWN = RPC.invalidParams;
 export interface Directory {
   serverNames(workspace: string): string[] | undefined;
   guardrails(workspace: string): Guardrails | undefined;
+  /** A request starts (+1) or ends (-1); returns a promise when the workspace must first wake from hibernation. */
+  activity(workspace: string, delta: 1 | -1): Promise<void> | undefined;
   connection(workspace: string, server: string): UpstreamConnection | undefined;
   onConnection(listener: (workspace: string, server: string, conn: UpstreamConnection) => void): () => void;
 }
@@ -526,7 +528,9 @@ export function createWorkspaceRouter(opts: RouterOptions) {
      * what the audit trail records: the server, the target, and the guardrails' decision with its reason.
      */
     async request(session: Session, msg: JsonRpcRequest, sink: ClientSink, note: RequestNote = { decision: 'allow' }): Promise<JsonRpcResponse> {
+      const waking = directory.activity(session.workspace, 1);
       try {
+        if (waking) await waking;
         const body = await router.dispatch(session, msg, sink, note);
         return { jsonrpc: '2.0', id: msg.id, ...body };
       } catch (err) {
@@ -534,7 +538,16 @@ export function createWorkspaceRouter(opts: RouterOptions) {
         if (err instanceof ProtocolError) return { jsonrpc: '2.0', id: msg.id, error: err.toJSON() };
         logger.warn({ err, method: msg.method }, 'request failed');
         return { jsonrpc: '2.0', id: msg.id, error: { code: RPC.internalError, message: 'internal error' } };
+      } finally {
+        void directory.activity(session.workspace, -1);
       }
+    },
+
+    /** Wakes a hibernating workspace (before a handshake or discovery answered from its servers' caches). */
+    awake(workspace: string): Promise<void> | undefined {
+      const waking = directory.activity(workspace, 1);
+      void directory.activity(workspace, -1);
+      return waking;
     },
 
     async dispatch(session: Session, msg: JsonRpcRequest, sink: ClientSink, note: RequestNote = { decision: 'allow' }): Promise<Omit<JsonRpcResponse, 'jsonrpc' | 'id'>> {

@@ -19,6 +19,12 @@ export function createMetrics() {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
       registers: [registry],
     }),
+    wakeups: new Histogram({
+      name: 'mcpx_workspace_wakeup_seconds',
+      help: 'Time from the first request to a hibernating workspace until it is ready again',
+      buckets: [0.1, 0.25, 0.5, 0.8, 1, 2, 5, 10],
+      registers: [registry],
+    }),
     workspaces: new Gauge({
       name: 'mcpx_workspaces',
       help: 'Workspaces by status',

@@ -2,6 +2,7 @@
 // reconcile with the engine at start-up. Operations on one workspace run one at a time, in order.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
+import { durationMs } from '../config/spec.js';
 import type { ServerSpec, WorkspaceSpec } from '../config/spec.js';
 import type { ImageBuilder, LaunchConfig, ServerImage } from '../images/index.js';
 import { UpstreamConnection } from '../mcp/index.js';
@@ -23,6 +24,13 @@ export interface SupervisionOptions {
   backoffMaxMs: number;
   /** A degraded workspace returns to ready once every server has stayed up this long. */
   stableMs: number;
+}
+
+export interface HibernationOptions {
+  /** How often idle workspaces are looked for. */
+  checkEveryMs: number;
+  /** Called with each wake-up's duration (metrics). */
+  onWake?(ms: number): void;
 }
 
 export const DEFAULT_SUPERVISION: SupervisionOptions = {
@@ -66,6 +74,11 @@ interface WorkspaceState {
   serverOrder: string[];
   /** The current spec, in memory for the MCP endpoint's hot path. */
   spec: WorkspaceSpec;
+  /** Idle hibernation: the last request's time, requests in flight, and the wake-up under way. */
+  lastActive: number;
+  active: number;
+  hibernating: boolean;
+  waking?: Promise<void>;
 }
 
 export interface ServerView {
@@ -92,6 +105,7 @@ export interface ManagerDeps {
   /** The URL a container is told (MCPX_API_ENDPOINT) for its workspace. */
   apiEndpoint(workspace: string): string;
   supervision?: Partial<SupervisionOptions>;
+  hibernation?: Partial<HibernationOptions>;
 }
 
 export function volumeName(workspace: string, uid: string): string {
@@ -121,7 +135,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   const stateFor = (rec: WorkspaceRecord): WorkspaceState => {
     let ws = states.get(rec.uid);
     if (!ws) {
-      ws = { uid: rec.uid, name: rec.name, servers: new Map(), queue: Promise.resolve(), deleting: false, serverOrder: [], spec: rec.spec };
+      ws = { uid: rec.uid, name: rec.name, servers: new Map(), queue: Promise.resolve(), deleting: false, serverOrder: [], spec: rec.spec, lastActive: Date.now(), active: 0, hibernating: false };
       states.set(rec.uid, ws);
       byName.set(rec.name, ws);
     }
@@ -146,6 +160,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     if (ws.deleting || !allRunning(ws)) return;
     const status = store.getByUid(ws.uid)?.status;
     if (status === 'creating') {
+      // Idle time counts from readiness, not from creation.
+      ws.lastActive = Date.now();
       setStatus(ws, 'ready');
       event(ws, 'ready');
     } else if (status === 'degraded') {
@@ -434,6 +450,59 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     for (const l of goneListeners) l(ws.name, ws.uid);
   };
 
+  // ---- hibernation ---------------------------------------------------------------------------------------
+
+  /** Stops an idle workspace's processes; containers, volume and state stay for a fast wake-up. */
+  const hibernate = async (ws: WorkspaceState, idleMs: number) => {
+    if (ws.deleting || ws.hibernating || ws.active > 0 || store.getByUid(ws.uid)?.status !== 'ready') return;
+    ws.hibernating = true;
+    setStatus(ws, 'hibernating');
+    event(ws, 'workspace_hibernated', undefined, { idleMs });
+    await Promise.all(
+      [...ws.servers.values()].map(async (st) => {
+        st.stopping = true;
+        clearTimeout(st.restartTimer);
+        st.generation++;
+        st.conn?.close('the workspace is hibernating');
+        st.stdio?.close();
+        if (st.containerId) await runtime.kill(st.containerId);
+        // Forget the container: the wake-up adopts it by name, which starts it again with fresh secrets.
+        st.containerId = undefined;
+        st.configHash = undefined;
+        st.status = 'stopped';
+        st.phase = 'hibernating';
+        st.stopping = false;
+      }),
+    );
+  };
+
+  const wake = (ws: WorkspaceState): Promise<void> => {
+    ws.waking ??= enqueue(ws, 'wake', async () => {
+      const started = performance.now();
+      ws.hibernating = false;
+      ws.lastActive = Date.now();
+      setStatus(ws, 'creating');
+      await converge(ws);
+      const ms = Math.round(performance.now() - started);
+      event(ws, 'workspace_woken', undefined, { ms });
+      hibernation.onWake?.(ms);
+    }).finally(() => {
+      ws.waking = undefined;
+    });
+    return ws.waking;
+  };
+
+  const hibernation: HibernationOptions = { checkEveryMs: 5_000, ...deps.hibernation };
+  const idleSweeper = setInterval(() => {
+    const now = Date.now();
+    for (const ws of states.values()) {
+      const after = durationMs(ws.spec.hibernate.after);
+      if (after === undefined || ws.hibernating || ws.deleting || ws.active > 0 || now - ws.lastActive < after) continue;
+      void enqueue(ws, 'hibernate', () => hibernate(ws, now - ws.lastActive));
+    }
+  }, hibernation.checkEveryMs);
+  idleSweeper.unref();
+
   // ---- public operations -------------------------------------------------------------------------------
 
   return {
@@ -452,6 +521,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       if (spec.name !== name) throw new AppError('invalid', `name: the spec names "${spec.name}" but the URL names "${name}"`);
       store.replaceSpec(rec.uid, spec);
       const ws = stateFor(store.getByUid(rec.uid)!);
+      ws.hibernating = false;
+      ws.lastActive = Date.now();
       setStatus(ws, 'creating');
       event(ws, 'workspace_updated', undefined, { servers: spec.servers.map((s) => s.name) });
       void enqueue(ws, 'update', () => converge(ws));
@@ -598,6 +669,9 @@ export function createWorkspaceManager(deps: ManagerDeps) {
         if (rec.status === 'deleting') {
           ws.deleting = true;
           void enqueue(ws, 'delete', () => teardown(ws));
+        } else if (rec.status === 'hibernating') {
+          // Stays asleep: the first request wakes it (thousands of registered workspaces must not all start).
+          ws.hibernating = true;
         } else if (rec.status !== 'failed') {
           if (rec.status !== 'creating') setStatus(ws, 'creating');
           void enqueue(ws, 'reconcile', () => converge(ws));
@@ -609,9 +683,31 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       return { removedContainers, removedVolumes, removedNetworks };
     },
 
+    /**
+     * Marks a request's start (+1) or end (-1) on a workspace: idle time counts from the last end. Returns a
+     * promise to wait for when the workspace was hibernating (it is woken), else undefined.
+     */
+    activity(workspace: string, delta: 1 | -1): Promise<void> | undefined {
+      const ws = byName.get(workspace);
+      if (!ws) return undefined;
+      ws.active = Math.max(0, ws.active + delta);
+      ws.lastActive = Date.now();
+      if (delta === 1 && (ws.hibernating || ws.waking)) return wake(ws);
+      return undefined;
+    },
+
+    /** Puts an idle workspace to sleep now (operators, tests); false when it is busy or not ready. */
+    async hibernateNow(workspace: string): Promise<boolean> {
+      const ws = byName.get(workspace);
+      if (!ws) return false;
+      await enqueue(ws, 'hibernate', () => hibernate(ws, Date.now() - ws.lastActive));
+      return ws.hibernating;
+    },
+
     /** Detaches from every container without stopping them: the next gateway adopts them. */
     async shutdown(): Promise<void> {
       shuttingDown = true;
+      clearInterval(idleSweeper);
       for (const ws of states.values()) {
         clearTimeout(ws.stableTimer);
         for (const st of ws.servers.values()) {

@@ -9,7 +9,7 @@ import { loadOrCreateSigningKey, signToken } from '../../src/auth/index.js';
 import { loadGatewayConfig } from '../../src/config/index.js';
 import { startGateway } from '../../src/main.js';
 import type { Gateway } from '../../src/main.js';
-import type { SupervisionOptions } from '../../src/workspaces/index.js';
+import type { HibernationOptions, SupervisionOptions } from '../../src/workspaces/index.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const PROBE_PACKAGE = `file:${join(REPO, 'test/fixtures/probe-server')}`;
@@ -88,12 +88,12 @@ export interface EventView {
   detail?: Record<string, unknown>;
 }
 
-export async function startTestGateway(opts: { supervision?: Partial<SupervisionOptions>; dataDir?: string } = {}): Promise<TestGateway> {
+export async function startTestGateway(opts: { supervision?: Partial<SupervisionOptions>; hibernation?: Partial<HibernationOptions>; dataDir?: string } = {}): Promise<TestGateway> {
   const dataDir = opts.dataDir ?? tempDir('gw');
   const loaded = loadGatewayConfig({ port: 0, dataDir }, {});
   if (!loaded.ok) throw new Error(loaded.errors.join('; '));
   const logger = pino({ level: process.env.MCPX_TEST_LOG ?? 'silent' }, pino.destination(2));
-  const gateway = await startGateway(loaded.config, { logger, ...(opts.supervision ? { supervision: opts.supervision } : {}) });
+  const gateway = await startGateway(loaded.config, { logger, ...(opts.supervision ? { supervision: opts.supervision } : {}), ...(opts.hibernation ? { hibernation: opts.hibernation } : {}) });
   const api = apiClient(gateway.url);
   const t: TestGateway = {
     gateway,
