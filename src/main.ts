@@ -12,7 +12,8 @@ import { createImageBuilder, npmEnvironment } from './images/index.js';
 import { createApp, createMcpRoutes } from './ingress/index.js';
 import { createWorkspaceRouter } from './mcp/index.js';
 import { createMetrics } from './monitor/index.js';
-import { createDockerRuntimeClient } from './runtime/index.js';
+import { startEgressProxy } from './egress/index.js';
+import { checkHostTools, createDiskQuotas, createDockerRuntimeClient, createFirewall, runCommand } from './runtime/index.js';
 import { createWorkspaceStore, openDatabase } from './store/index.js';
 import { createWorkspaceManager } from './workspaces/index.js';
 import type { SupervisionOptions, WorkspaceManager } from './workspaces/index.js';
@@ -68,6 +69,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   });
 
   let baseUrl = `http://${config.host}:${config.port}`;
+  let listenPort = config.port;
+  const firewall = createFirewall(runCommand);
+  const disks = createDiskQuotas({ dir: join(dataDir, 'volumes'), run: runCommand });
   const manager = createWorkspaceManager({
     store,
     runtime,
@@ -75,15 +79,39 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     logger,
     apiEndpoint: (ws) => `${config.publicUrl ?? baseUrl}/mcp/${ws}`,
     ...(options.supervision ? { supervision: options.supervision } : {}),
+    isolation: {
+      disks,
+      firewall,
+      egressPort: config.egressProxyPort,
+      protectedPorts: () => [listenPort, config.egressProxyPort],
+      startProxy: startEgressProxy,
+    },
   });
+
+  // What the host can do, checked once (read-only); a spec needing a missing piece is refused with the fix.
+  let hostTools: Promise<Map<string, boolean>> | undefined;
+  const hostHas = async (...names: string[]) => {
+    hostTools ??= checkHostTools(runCommand, process.getuid?.()).then((checks) => new Map(checks.map((c) => [c.name, c.status !== 'missing'])));
+    const have = await hostTools;
+    return names.filter((n) => have.get(n) !== true);
+  };
 
   const checkSupported = async (spec: WorkspaceSpec): Promise<string[]> => {
     const errors: string[] = [];
     if (spec.isolation === 'gvisor' && !(await runtime.runtimes()).includes('runsc')) {
-      errors.push('isolation: gvisor needs the runsc runtime, which this Docker Engine does not have (see `mcpx doctor`)');
+      errors.push(
+        'isolation: gvisor needs the runsc runtime, which this Docker Engine does not have; install runsc and register it in /etc/docker/daemon.json (see `mcpx doctor`)',
+      );
+    }
+    const diskMissing = await hostHas('root', 'losetup', 'mkfs.ext4', 'debugfs', 'loop devices');
+    if (diskMissing.length > 0) {
+      errors.push(`resources.disk: the /workspace quota needs ${diskMissing.join(', ')} on the gateway host (see \`mcpx doctor\`)`);
     }
     if (spec.network !== 'none') {
-      errors.push('network: egress allowlists are not available in this version; use "none"');
+      const netMissing = await hostHas('root', 'iptables');
+      if (netMissing.length > 0) {
+        errors.push(`network: an egress allowlist needs ${netMissing.join(', ')} on the gateway host to fence the workspace in (see \`mcpx doctor\`)`);
+      }
     }
     return errors;
   };
@@ -127,6 +155,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   // Known only once listening (port 0 picks one); containers are told it, so reconcile comes after.
   baseUrl = `http://${host}:${port}`;
+  listenPort = port;
   await manager.reconcile();
   logger.info({ url: baseUrl, dataDir }, 'gateway started');
 

@@ -21,6 +21,8 @@ export interface EgressRecord {
   bytesOut: number;
   bytesIn: number;
   durationMs: number;
+  /** The workspace address the connection came from. */
+  client?: string;
   /** Records dropped by the rate limit since the last one that was kept. */
   suppressed?: number;
 }
@@ -117,11 +119,12 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
 
   const onConnect = (req: IncomingMessage, client: Duplex, head: Buffer) => {
     const started = Date.now();
+    const from = req.socket.remoteAddress;
     const target = req.url ?? '';
     track(client);
     client.on('error', () => client.destroy());
     const refuse = (status: number, reason: string) => {
-      record({ verdict: 'denied', destination: target.slice(0, 300), method: 'CONNECT', reason, bytesOut: 0, bytesIn: 0, durationMs: Date.now() - started });
+      record({ verdict: 'denied', destination: target.slice(0, 300), method: 'CONNECT', reason, bytesOut: 0, bytesIn: 0, durationMs: Date.now() - started, ...(from ? { client: from } : {}) });
       const text = status === 403 ? 'Forbidden' : 'Bad Gateway';
       client.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nmcpx egress: ${reason}\n`);
     };
@@ -152,6 +155,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
           bytesOut: upstream.bytesWritten,
           bytesIn: upstream.bytesRead,
           durationMs: Date.now() - started,
+          ...(from ? { client: from } : {}),
         });
       };
       upstream.once('connect', () => {
@@ -186,6 +190,8 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const started = Date.now();
+    const from = req.socket.remoteAddress;
+    const client = from ? { client: from } : {};
     const method = req.method ?? 'GET';
     let url: URL | undefined;
     try {
@@ -194,7 +200,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       url = undefined;
     }
     const refuse = (status: number, reason: string, destination: string) => {
-      record({ verdict: 'denied', destination, method, reason, bytesOut: 0, bytesIn: 0, durationMs: Date.now() - started });
+      record({ verdict: 'denied', destination, method, reason, bytesOut: 0, bytesIn: 0, durationMs: Date.now() - started, ...client });
       req.resume();
       res.writeHead(status, { 'content-type': 'text/plain', connection: 'close' }).end(`mcpx egress: ${reason}\n`);
     };
@@ -218,7 +224,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       const finish = (reason?: string) => {
         if (recorded) return;
         recorded = true;
-        record({ verdict: 'allowed', destination, address: r.address, method, ...(reason ? { reason } : {}), bytesOut, bytesIn, durationMs: Date.now() - started });
+        record({ verdict: 'allowed', destination, address: r.address, method, ...(reason ? { reason } : {}), bytesOut, bytesIn, durationMs: Date.now() - started, ...client });
       };
       const upstream = httpRequest(
         { host: r.address, port, method, path: `${url.pathname}${url.search}`, headers, setHost: false, timeout: connectTimeoutMs, agent: false },

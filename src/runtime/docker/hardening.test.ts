@@ -79,6 +79,25 @@ describe('hardenedContainerConfig', () => {
     expect(c.HostConfig!.Runtime).toBe('runsc');
   });
 
+  it('joins the workspace network with the proxy settings in egress mode', () => {
+    const c = hardenedContainerConfig({ ...plan({}, { env: { HTTP_PROXY: 'http://elsewhere:1' } }), networkName: 'mcpx-demo-0123456789', proxyUrl: 'http://172.20.0.1:3128' });
+    expect(c.HostConfig!.NetworkMode).toBe('mcpx-demo-0123456789');
+    expect(c.NetworkDisabled).toBe(false);
+    expect(c.HostConfig!.Sysctls).toEqual({ 'net.ipv6.conf.all.disable_ipv6': '1' });
+    expect(c.Env).toEqual(
+      expect.arrayContaining([
+        'HTTP_PROXY=http://172.20.0.1:3128',
+        'HTTPS_PROXY=http://172.20.0.1:3128',
+        'http_proxy=http://172.20.0.1:3128',
+        'https_proxy=http://172.20.0.1:3128',
+        'NO_PROXY=localhost,127.0.0.1,::1',
+      ]),
+    );
+    expect(c.Env).not.toContain('HTTP_PROXY=http://elsewhere:1');
+    expect(hardenedContainerConfig(plan()).HostConfig!.Sysctls).toBeUndefined();
+    expect(c.Labels!['mcpx.config-hash']).not.toBe(hardenedContainerConfig(plan()).Labels!['mcpx.config-hash']);
+  });
+
   it('gives a config hash that changes with the configuration and only then', () => {
     const a = hardenedContainerConfig(plan());
     const b = hardenedContainerConfig(plan());
