@@ -15,7 +15,7 @@ import { createMetrics } from './monitor/index.js';
 import { startEgressProxy } from './egress/index.js';
 import { checkHostTools, createDiskQuotas, createDockerRuntimeClient, createFirewall, runCommand } from './runtime/index.js';
 import { createWorkspaceStore, openDatabase } from './store/index.js';
-import { createWorkspaceManager } from './workspaces/index.js';
+import { createWorkspaceManager, unsupportedReasons } from './workspaces/index.js';
 import type { SupervisionOptions, WorkspaceManager } from './workspaces/index.js';
 
 export interface Gateway {
@@ -89,31 +89,10 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   });
 
   // What the host can do, checked once (read-only); a spec needing a missing piece is refused with the fix.
-  let hostTools: Promise<Map<string, boolean>> | undefined;
-  const hostHas = async (...names: string[]) => {
-    hostTools ??= checkHostTools(runCommand, process.getuid?.()).then((checks) => new Map(checks.map((c) => [c.name, c.status !== 'missing'])));
-    const have = await hostTools;
-    return names.filter((n) => have.get(n) !== true);
-  };
-
+  let hostMissing: Promise<string[]> | undefined;
   const checkSupported = async (spec: WorkspaceSpec): Promise<string[]> => {
-    const errors: string[] = [];
-    if (spec.isolation === 'gvisor' && !(await runtime.runtimes()).includes('runsc')) {
-      errors.push(
-        'isolation: gvisor needs the runsc runtime, which this Docker Engine does not have; install runsc and register it in /etc/docker/daemon.json (see `mcpx doctor`)',
-      );
-    }
-    const diskMissing = await hostHas('root', 'losetup', 'mkfs.ext4', 'debugfs', 'loop devices');
-    if (diskMissing.length > 0) {
-      errors.push(`resources.disk: the /workspace quota needs ${diskMissing.join(', ')} on the gateway host (see \`mcpx doctor\`)`);
-    }
-    if (spec.network !== 'none') {
-      const netMissing = await hostHas('root', 'iptables');
-      if (netMissing.length > 0) {
-        errors.push(`network: an egress allowlist needs ${netMissing.join(', ')} on the gateway host to fence the workspace in (see \`mcpx doctor\`)`);
-      }
-    }
-    return errors;
+    hostMissing ??= checkHostTools(runCommand, process.getuid?.()).then((checks) => checks.filter((c) => c.status === 'missing').map((c) => c.name));
+    return unsupportedReasons(spec, { runtimes: await runtime.runtimes(), missing: await hostMissing });
   };
 
   const router = createWorkspaceRouter({ directory: manager, logger });

@@ -24,7 +24,7 @@ function watchNeighbour() {
     while (!stop && Date.now() < deadline) {
       const t0 = performance.now();
       try {
-        const echoed = await attempt(gw, GOOD, 'svc', 'echo', { message: `ping ${calls}` }, 5_000);
+        const echoed = await attempt<string>(gw, GOOD, 'svc', 'echo', { message: `ping ${calls}` }, 5_000);
         if (echoed !== `ping ${calls}`) failures.push(`echo answered ${JSON.stringify(echoed)}`);
         const health = await fetch(`${gw.url}/healthz`, { signal: AbortSignal.timeout(5_000) });
         if (health.status !== 200) failures.push(`healthz ${health.status}`);

@@ -1,3 +1,5 @@
 // Public face of the workspaces domain (lifecycle).
 export { createWorkspaceManager, volumeName, DEFAULT_SUPERVISION } from './workspace-manager.js';
 export type { WorkspaceManager, ManagerDeps, ServerView, ServerStatus, SupervisionOptions } from './workspace-manager.js';
+export { unsupportedReasons } from './support.js';
+export type { SupportFacts } from './support.js';
