@@ -13,9 +13,9 @@ import { createApp, createMcpRoutes } from './ingress/index.js';
 import { createWorkspaceRouter } from './mcp/index.js';
 import { createMetrics } from './monitor/index.js';
 import { startEgressProxy } from './egress/index.js';
-import { checkHostTools, createDiskQuotas, createDockerRuntimeClient, createFirewall, runCommand } from './runtime/index.js';
-import { createWorkspaceStore, openDatabase } from './store/index.js';
-import { createWorkspaceManager, unsupportedReasons } from './workspaces/index.js';
+import { checkHostTools, createDiskQuotas, createDockerRuntimeClient, createFirewall, hostKernel, runCommand } from './runtime/index.js';
+import { createWorkspaceStore, loadOrCreateGatewayId, openDatabase } from './store/index.js';
+import { createVerifier, createWorkspaceManager, unsupportedReasons } from './workspaces/index.js';
 import type { SupervisionOptions, WorkspaceManager } from './workspaces/index.js';
 
 export interface Gateway {
@@ -79,6 +79,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     logger,
     apiEndpoint: (ws) => `${config.publicUrl ?? baseUrl}/mcp/${ws}`,
     ...(options.supervision ? { supervision: options.supervision } : {}),
+    gatewayId: loadOrCreateGatewayId(dataDir),
     isolation: {
       disks,
       firewall,
@@ -94,6 +95,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     hostMissing ??= checkHostTools(runCommand, process.getuid?.()).then((checks) => checks.filter((c) => c.status === 'missing').map((c) => c.name));
     return unsupportedReasons(spec, { runtimes: await runtime.runtimes(), missing: await hostMissing });
   };
+
+  const verifier = createVerifier({ runtime, view: (uid) => manager.isolationView(uid), hostKernel: hostKernel(), gatewayPort: () => listenPort });
 
   const router = createWorkspaceRouter({ directory: manager, logger });
   manager.onWorkspaceGone((ws) => router.forgetWorkspace(ws));
@@ -119,6 +122,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     maxBodyBytes: config.maxBodyBytes,
     checkSupported,
     verify,
+    verifyWorkspace: (uid) => verifier.verify(uid),
     logger,
     metrics,
     engineHealthy: () => runtime.ping(),

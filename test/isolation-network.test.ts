@@ -2,6 +2,8 @@
 // gateway's proxy; the host (through the bridge address), the gateway's ports, other workspaces and outside names
 // all fail. Where the difference is the point, the same attempt succeeds from a container mcpx did not harden.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker } from './helpers/docker.js';
 import { MALICIOUS_PACKAGE, startTestGateway, waitFor } from './helpers/gateway.js';
@@ -78,7 +80,7 @@ describe('egress mode', () => {
     expect(nets).toHaveLength(1);
     const info = (await docker.getNetwork(nets[0]!.Id).inspect()) as { Internal: boolean; Labels: Record<string, string> };
     expect(info.Internal).toBe(true);
-    expect(info.Labels).toMatchObject({ 'mcpx.managed': 'true', 'mcpx.workspace': A, 'mcpx.workspace-uid': uidA });
+    expect(info.Labels).toMatchObject({ 'mcpx.managed': 'true', 'mcpx.workspace': A, 'mcpx.workspace-uid': uidA, 'mcpx.gateway': expect.stringMatching(/^[0-9a-f]{12}$/) as unknown });
   });
 
   it('reaches an allowlisted destination through the proxy, and the connection is recorded with its bytes', async () => {
@@ -188,13 +190,22 @@ describe('network lifecycle', () => {
     await gw.remove(A, owner);
     expect(await docker.listNetworks({ filters: { label: [`mcpx.workspace-uid=${uidA}`] } })).toHaveLength(0);
     expect(iptablesRules()).not.toContain(uidA);
-    // A rule left by a gateway that died mid-delete: the next start removes it.
+    // A rule left by this gateway dying mid-delete goes at the next start; another gateway's rule stays.
+    const gatewayId = readFileSync(join(gw.dataDir, 'gateway-id'), 'utf8').trim();
     const ghost = '00000000-dead-4bad-8bad-000000000000';
-    execFileSync('iptables', ['-w', '5', '-A', 'MCPX-INPUT', '-i', 'mcpx-00000000de', '-m', 'comment', '--comment', `mcpx-ws=${ghost}`, '-j', 'REJECT']);
-    expect(iptablesRules()).toContain(ghost);
-    const r = await gw.gateway.manager.reconcile();
-    expect(r.removedRules).toBeGreaterThanOrEqual(1);
-    expect(iptablesRules()).not.toContain(ghost);
+    const foreign = '00000000-f0e1-4bad-8bad-000000000000';
+    const rule = (uid: string, owner: string) => ['MCPX-INPUT', '-i', 'mcpx-00000000de', '-m', 'comment', '--comment', `mcpx-ws=${uid}@${owner}`, '-j', 'REJECT'];
+    execFileSync('iptables', ['-w', '5', '-A', ...rule(ghost, gatewayId)]);
+    execFileSync('iptables', ['-w', '5', '-A', ...rule(foreign, 'ffffffffffff')]);
+    try {
+      expect(iptablesRules()).toContain(ghost);
+      const r = await gw.gateway.manager.reconcile();
+      expect(r.removedRules).toBe(1);
+      expect(iptablesRules()).not.toContain(ghost);
+      expect(iptablesRules()).toContain(foreign);
+    } finally {
+      execFileSync('iptables', ['-w', '5', '-D', ...rule(foreign, 'ffffffffffff')]);
+    }
     await gw.waitStatus(B, owner, ['ready']);
   });
 });

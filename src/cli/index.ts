@@ -1,5 +1,6 @@
 // The mcpx command line: parses arguments, runs one command, returns its exit status.
 import { Command, CommanderError } from 'commander';
+import { registerDoctor } from './doctor-command.js';
 import { registerServe } from './serve-command.js';
 import { registerToken } from './token-command.js';
 import { registerWorkspace } from './workspace-command.js';
@@ -15,6 +16,7 @@ export async function main(argv: string[]): Promise<number> {
   registerServe(program);
   registerToken(program);
   registerWorkspace(program);
+  registerDoctor(program);
   try {
     await program.parseAsync(argv);
     return 0;

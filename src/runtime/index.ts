@@ -5,7 +5,7 @@ export { hardenedContainerConfig, containerName, containerEnv, configHash, proxy
 export type { ContainerPlan } from './docker/hardening.js';
 export { AttachedStdio, MAX_LINE_BYTES } from './docker/attach.js';
 export type { LineSink } from './docker/attach.js';
-export { LABELS, workspaceLabels, bridgeName, networkName } from './labels.js';
+export { LABELS, workspaceLabels, ownedBy, bridgeName, networkName } from './labels.js';
 export { createDiskQuotas, createFirewall, runCommand, workspaceFirewallRules, HostCommandError, MIN_DISK_BYTES } from './host/index.js';
 export type { CommandRunner, DiskInfo, DiskQuotas, Firewall, FirewallRule, WorkspaceFirewall } from './host/index.js';
 export { checkEngine, checkHostTools, hostKernel } from './host/index.js';

@@ -3,3 +3,4 @@ export { openDatabase, migrate } from './database.js';
 export type { Db } from './database.js';
 export { createWorkspaceStore, WORKSPACE_STATUSES } from './workspace-store.js';
 export type { WorkspaceStore, WorkspaceRecord, WorkspaceStatus, EventRecord } from './workspace-store.js';
+export { loadOrCreateGatewayId } from './gateway-identity.js';

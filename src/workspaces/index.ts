@@ -3,3 +3,7 @@ export { createWorkspaceManager, volumeName, DEFAULT_SUPERVISION } from './works
 export type { WorkspaceManager, ManagerDeps, ServerView, ServerStatus, SupervisionOptions } from './workspace-manager.js';
 export { unsupportedReasons } from './support.js';
 export type { SupportFacts } from './support.js';
+export { createVerifier, OFF_LIST_TARGET } from './verify.js';
+export type { Verifier, VerifyResult, IsolationView } from './verify.js';
+export { evaluateProbe, PROPERTIES } from './verify-report.js';
+export type { PropertyResult, PropertyName } from './verify-report.js';

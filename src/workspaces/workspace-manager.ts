@@ -6,11 +6,12 @@ import type { EgressProxy, EgressProxyOptions, EgressRecord } from '../egress/in
 import type { ImageBuilder, ServerImage } from '../images/index.js';
 import { UpstreamConnection } from '../mcp/index.js';
 import type { InitializeResult } from '../mcp/index.js';
-import { AttachedStdio, bridgeName, containerName, hardenedContainerConfig, LABELS, networkName, workspaceLabels } from '../runtime/index.js';
+import { AttachedStdio, bridgeName, containerName, hardenedContainerConfig, LABELS, networkName, ownedBy, workspaceLabels } from '../runtime/index.js';
 import type { DiskQuotas, DockerRuntimeClient, Firewall } from '../runtime/index.js';
 import { AppError, conflict, notFound } from '../shared/errors.js';
 import { LogBuffer } from '../shared/log-buffer.js';
 import type { WorkspaceRecord, WorkspaceStatus, WorkspaceStore } from '../store/index.js';
+import type { IsolationView } from './verify.js';
 
 export type ServerStatus = 'pending' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
 
@@ -99,6 +100,8 @@ export interface ManagerDeps {
   supervision?: Partial<SupervisionOptions>;
   /** Host-level isolation: disk quotas, the firewall, egress proxies. */
   isolation: IsolationDeps;
+  /** This gateway's id (label mcpx.gateway): reconciliation touches only what carries it (or no id at all). */
+  gatewayId: string;
 }
 
 export interface IsolationDeps {
@@ -297,6 +300,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     const config = hardenedContainerConfig({
       workspace: ws.name,
       workspaceUid: ws.uid,
+      gatewayId: deps.gatewayId,
       server,
       resources: spec.resources,
       isolation: spec.isolation,
@@ -364,15 +368,15 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       await runtime.removeVolume(name);
       event(ws, 'volume_replaced', undefined, { volume: name, previousDevice: existing.options.device ?? null, device: disk.device });
     }
-    await runtime.createDeviceVolume(name, { ...workspaceLabels(ws.name, ws.uid), [LABELS.diskImage]: disk.image }, disk.device, 'ext4', 'nosuid,nodev');
+    await runtime.createDeviceVolume(name, { ...workspaceLabels(ws.name, ws.uid, deps.gatewayId), [LABELS.diskImage]: disk.image }, disk.device, 'ext4', 'nosuid,nodev');
   };
 
   /** The workspace network, its firewall rules and its egress proxy, in that order: nothing is reachable before the rules are in. */
   const ensureNetwork = async (ws: WorkspaceState, egress: readonly string[]) => {
     const name = networkName(ws.name, ws.uid);
     const bridge = bridgeName(ws.uid);
-    const net = await runtime.ensureNetwork(name, workspaceLabels(ws.name, ws.uid), bridge);
-    await isolation.firewall.apply({ uid: ws.uid, bridge, proxy: { address: net.gateway, port: isolation.egressPort } });
+    const net = await runtime.ensureNetwork(name, workspaceLabels(ws.name, ws.uid, deps.gatewayId), bridge);
+    await isolation.firewall.apply({ uid: ws.uid, gatewayId: deps.gatewayId, bridge, proxy: { address: net.gateway, port: isolation.egressPort } });
     if (ws.proxy && ws.network?.gateway === net.gateway) {
       ws.proxy.setAllowlist(egress);
     } else {
@@ -540,6 +544,22 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       return ws.serverOrder;
     },
 
+    /** What `verify` needs to know of a live workspace: its spec, network and server containers. */
+    isolationView(uid: string): IsolationView | undefined {
+      const ws = states.get(uid);
+      const rec = store.getByUid(uid);
+      if (!ws || !rec || ws.deleting) return undefined;
+      return {
+        name: ws.name,
+        spec: rec.spec,
+        ...(ws.network && rec.spec.network !== 'none' ? { network: { gateway: ws.network.gateway, proxyPort: ws.network.proxyPort } } : {}),
+        servers: rec.spec.servers.map((s) => {
+          const st = ws.servers.get(s.name);
+          return { name: s.name, status: st?.status ?? 'pending', ...(st?.containerId ? { containerId: st.containerId } : {}) };
+        }),
+      };
+    },
+
     /** Called once a workspace's deletion is complete. */
     onWorkspaceGone(listener: (workspace: string) => void): () => void {
       goneListeners.add(listener);
@@ -566,6 +586,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     async reconcile(): Promise<{ removedContainers: number; removedVolumes: number; removedNetworks: number; removedRules: number; releasedDisks: number }> {
       const known = new Map(store.list().map((r) => [r.uid, r]));
       const live = (labels: Record<string, string>) => {
+        // Another gateway's resources are not ours to judge: count them as live.
+        if (!ownedBy(labels, deps.gatewayId)) return true;
         const uid = labels[LABELS.workspaceUid];
         return uid !== undefined && known.has(uid) && known.get(uid)!.status !== 'deleting';
       };
@@ -591,7 +613,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
         removedNetworks++;
       }
       const liveUids = new Set([...known.values()].filter((r) => r.status !== 'deleting').map((r) => r.uid));
-      const removedRules = await isolation.firewall.reconcile(liveUids);
+      const removedRules = await isolation.firewall.reconcile(liveUids, deps.gatewayId);
       const releasedDisks = await isolation.disks.reconcile(liveUids);
       for (const rec of known.values()) {
         const ws = stateFor(rec);

@@ -83,6 +83,16 @@ export function createDockerRuntimeClient(docker: Docker) {
       });
       return read();
     },
+    /** A network's IPv4 gateway (the host's address on that bridge), if the network exists. */
+    async networkGateway(name: string): Promise<string | undefined> {
+      try {
+        const n = (await docker.getNetwork(name).inspect()) as { IPAM?: { Config?: { Gateway?: string }[] } };
+        return n.IPAM?.Config?.find((c) => c.Gateway && !c.Gateway.includes(':'))?.Gateway;
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
     async info(): Promise<Record<string, unknown>> {
       return (await docker.info()) as Record<string, unknown>;
     },

@@ -84,6 +84,7 @@ describe('hardenedContainerConfig', () => {
     expect(c.HostConfig!.NetworkMode).toBe('mcpx-demo-0123456789');
     expect(c.NetworkDisabled).toBe(false);
     expect(c.HostConfig!.Sysctls).toEqual({ 'net.ipv6.conf.all.disable_ipv6': '1' });
+    expect(c.HostConfig!.DnsOptions).toEqual(['timeout:1', 'attempts:1']);
     expect(c.Env).toEqual(
       expect.arrayContaining([
         'HTTP_PROXY=http://172.20.0.1:3128',

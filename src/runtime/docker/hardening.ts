@@ -16,6 +16,8 @@ const TMPFS_FLAGS = 'rw,noexec,nosuid,nodev';
 export interface ContainerPlan {
   workspace: string;
   workspaceUid: string;
+  /** The gateway that owns the container (label mcpx.gateway). */
+  gatewayId?: string;
   server: ServerSpec;
   resources: ResourceSpec;
   isolation: 'standard' | 'gvisor';
@@ -80,6 +82,8 @@ export function hardenedContainerConfig(plan: ContainerPlan): Docker.ContainerCr
     NetworkMode: plan.networkName ?? 'none',
     // A workspace network is IPv4 only: no link-local IPv6 path to the host either (the firewall drops it as well).
     ...(plan.networkName ? { Sysctls: { 'net.ipv6.conf.all.disable_ipv6': '1' } } : {}),
+    // Names resolve at the proxy, never in the container: a lookup there fails, and fails fast.
+    ...(plan.networkName ? { DnsOptions: ['timeout:1', 'attempts:1'] } : {}),
     IpcMode: 'private',
     RestartPolicy: { Name: 'no' },
     // stdout carries the protocol and may carry secrets: the engine must not keep a copy. stderr is kept by the gateway.
@@ -106,6 +110,7 @@ export function hardenedContainerConfig(plan: ContainerPlan): Docker.ContainerCr
       [LABELS.workspace]: plan.workspace,
       [LABELS.workspaceUid]: plan.workspaceUid,
       [LABELS.server]: plan.server.name,
+      ...(plan.gatewayId ? { [LABELS.gateway]: plan.gatewayId } : {}),
     },
     HostConfig: hostConfig,
   };

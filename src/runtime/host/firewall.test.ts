@@ -3,11 +3,12 @@ import { createFirewall, ruleOwner, splitRule, workspaceFirewallRules } from './
 import type { CommandRunner } from './exec.js';
 
 const UID = '1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed';
+const GW = '0123456789ab';
 
 describe('workspace firewall rules', () => {
   it('accepts only the proxy from the bridge, before refusing everything else to the host and through the host', () => {
-    const rules = workspaceFirewallRules({ uid: UID, bridge: 'mcpx-1b9d6bcdbb', proxy: { address: '172.20.0.1', port: 3128 } });
-    const tag = ['-m', 'comment', '--comment', `mcpx-ws=${UID}`];
+    const rules = workspaceFirewallRules({ uid: UID, gatewayId: GW, bridge: 'mcpx-1b9d6bcdbb', proxy: { address: '172.20.0.1', port: 3128 } });
+    const tag = ['-m', 'comment', '--comment', `mcpx-ws=${UID}@${GW}`];
     expect(rules[0]).toEqual({ family: 4, chain: 'MCPX-INPUT', args: ['-i', 'mcpx-1b9d6bcdbb', '-d', '172.20.0.1/32', '-p', 'tcp', '--dport', '3128', ...tag, '-j', 'ACCEPT'] });
     expect(rules[1]).toEqual({ family: 4, chain: 'MCPX-INPUT', args: ['-i', 'mcpx-1b9d6bcdbb', ...tag, '-j', 'REJECT', '--reject-with', 'icmp-admin-prohibited'] });
     expect(rules.filter((r) => r.chain === 'MCPX-FORWARD' && r.family === 4).map((r) => r.args.slice(0, 2))).toEqual([
@@ -19,16 +20,16 @@ describe('workspace firewall rules', () => {
   });
 
   it('accepts nothing when there is no proxy', () => {
-    const rules = workspaceFirewallRules({ uid: UID, bridge: 'mcpx-1b9d6bcdbb' });
+    const rules = workspaceFirewallRules({ uid: UID, gatewayId: GW, bridge: 'mcpx-1b9d6bcdbb' });
     expect(rules.some((r) => r.args.includes('ACCEPT'))).toBe(false);
     expect(rules[0]!.args).toContain('REJECT');
   });
 
   it('reads back the owner of a listed rule and splits quoted comments', () => {
-    const line = `-A MCPX-INPUT -i mcpx-1b9d6bcdbb -m comment --comment "mcpx-ws=${UID}" -j REJECT --reject-with icmp-admin-prohibited`;
-    expect(ruleOwner(line)).toBe(UID);
+    const line = `-A MCPX-INPUT -i mcpx-1b9d6bcdbb -m comment --comment "mcpx-ws=${UID}@${GW}" -j REJECT --reject-with icmp-admin-prohibited`;
+    expect(ruleOwner(line)).toEqual({ uid: UID, gatewayId: GW });
     expect(ruleOwner('-A MCPX-INPUT -i eth0 -j ACCEPT')).toBeUndefined();
-    expect(splitRule(line)).toContain(`mcpx-ws=${UID}`);
+    expect(splitRule(line)).toContain(`mcpx-ws=${UID}@${GW}`);
   });
 
   it('adds the new rules before removing the old ones, and does nothing when they are in place', async () => {
@@ -48,17 +49,19 @@ describe('workspace firewall rules', () => {
       return Promise.resolve({ stdout: '', stderr: '' });
     };
     const fw = createFirewall(run);
-    await fw.apply({ uid: UID, bridge: 'mcpx-a', proxy: { address: '172.20.0.1', port: 3128 } });
+    await fw.apply({ uid: UID, gatewayId: GW, bridge: 'mcpx-a', proxy: { address: '172.20.0.1', port: 3128 } });
     expect(state['MCPX-INPUT']).toHaveLength(2);
     calls.length = 0;
-    await fw.apply({ uid: UID, bridge: 'mcpx-a', proxy: { address: '172.20.0.1', port: 3128 } });
+    await fw.apply({ uid: UID, gatewayId: GW, bridge: 'mcpx-a', proxy: { address: '172.20.0.1', port: 3128 } });
     expect(calls.filter((c) => !c.startsWith('-C'))).toEqual([]);
-    await fw.apply({ uid: UID, bridge: 'mcpx-a', proxy: { address: '172.20.0.1', port: 4000 } });
+    await fw.apply({ uid: UID, gatewayId: GW, bridge: 'mcpx-a', proxy: { address: '172.20.0.1', port: 4000 } });
     expect(state['MCPX-INPUT']!.join('\n')).toContain('--dport 4000');
     expect(state['MCPX-INPUT']!.join('\n')).not.toContain('--dport 3128');
     expect(state['MCPX-INPUT']![0]).toContain('ACCEPT');
-    expect(await fw.reconcile(new Set([UID]))).toBe(0);
-    expect(await fw.reconcile(new Set())).toBe(4);
+    expect(await fw.reconcile(new Set([UID]), GW)).toBe(0);
+    // Another gateway's rules are not this gateway's orphans.
+    expect(await fw.reconcile(new Set(), 'ffffffffffff')).toBe(0);
+    expect(await fw.reconcile(new Set(), GW)).toBe(4);
     expect(state['MCPX-INPUT']).toEqual([]);
   });
 });

@@ -16,6 +16,8 @@ export interface FirewallRule {
 
 export interface WorkspaceFirewall {
   uid: string;
+  /** The gateway that owns the rules: reconciliation removes only its own. */
+  gatewayId: string;
   /** The Linux bridge of the workspace network. */
   bridge: string;
   /** The egress proxy, listening on the bridge's gateway address; absent means nothing on the host answers. */
@@ -24,7 +26,7 @@ export interface WorkspaceFirewall {
 
 /** The rules for one workspace, in order. Pure: unit-tested as an object. */
 export function workspaceFirewallRules(w: WorkspaceFirewall): FirewallRule[] {
-  const tag = ['-m', 'comment', '--comment', `${COMMENT_PREFIX}${w.uid}`];
+  const tag = ['-m', 'comment', '--comment', `${COMMENT_PREFIX}${w.uid}@${w.gatewayId}`];
   const reject4 = ['-j', 'REJECT', '--reject-with', 'icmp-admin-prohibited'];
   const reject6 = ['-j', 'REJECT', '--reject-with', 'icmp6-adm-prohibited'];
   const rules: FirewallRule[] = [];
@@ -42,9 +44,10 @@ export function workspaceFirewallRules(w: WorkspaceFirewall): FirewallRule[] {
   return rules;
 }
 
-/** The workspace uid a listed rule (`iptables -S` format) belongs to, if it is one of ours. */
-export function ruleOwner(line: string): string | undefined {
-  return new RegExp(`--comment "?${COMMENT_PREFIX}([0-9a-f-]+)"?`).exec(line)?.[1];
+/** The workspace uid and gateway a listed rule (`iptables -S` format) belongs to, if it is an mcpx rule. */
+export function ruleOwner(line: string): { uid: string; gatewayId?: string } | undefined {
+  const m = new RegExp(`--comment "?${COMMENT_PREFIX}([0-9a-f-]+)(?:@([0-9a-f]+))?"?`).exec(line);
+  return m ? { uid: m[1]!, ...(m[2] ? { gatewayId: m[2] } : {}) } : undefined;
 }
 
 /** Splits an `iptables -S` line into arguments (comments may be quoted). */
@@ -77,13 +80,13 @@ export function createFirewall(run: CommandRunner) {
       throw err;
     }));
 
-  const listed = async (family: 4 | 6): Promise<{ chain: string; line: string; uid: string }[]> => {
-    const out: { chain: string; line: string; uid: string }[] = [];
+  const listed = async (family: 4 | 6): Promise<{ chain: string; line: string; uid: string; gatewayId?: string }[]> => {
+    const out: { chain: string; line: string; uid: string; gatewayId?: string }[] = [];
     for (const chain of [INPUT_CHAIN, FORWARD_CHAIN]) {
       const r = await ipt(family, ['-S', chain]).catch(() => ({ stdout: '' }));
       for (const line of r.stdout.split('\n')) {
-        const uid = line.startsWith('-A ') ? ruleOwner(line) : undefined;
-        if (uid) out.push({ chain, line, uid });
+        const owner = line.startsWith('-A ') ? ruleOwner(line) : undefined;
+        if (owner) out.push({ chain, line, ...owner });
       }
     }
     return out;
@@ -125,13 +128,13 @@ export function createFirewall(run: CommandRunner) {
       return n;
     },
 
-    /** Removes the rules of every workspace not in `live`; returns how many rules went. */
-    async reconcile(live: ReadonlySet<string>): Promise<number> {
+    /** Removes this gateway's rules of every workspace not in `live`; returns how many rules went. */
+    async reconcile(live: ReadonlySet<string>, gatewayId: string): Promise<number> {
       const { v6 } = await ensureChains();
       let n = 0;
       for (const f of v6 ? ([4, 6] as const) : ([4] as const)) {
         for (const r of await listed(f)) {
-          if (live.has(r.uid)) continue;
+          if (live.has(r.uid) || (r.gatewayId !== undefined && r.gatewayId !== gatewayId)) continue;
           await deleteListed(f, r.line);
           n++;
         }

@@ -83,7 +83,7 @@ export async function checkHostTools(run: CommandRunner, uid: number | undefined
     checks.push({
       name: cmd,
       status: present ? 'ok' : 'missing',
-      detail: present ? (r.out.split('\n').find((l) => /\d/.test(l)) ?? 'present').slice(0, 80) : 'not found',
+      detail: present ? (r.out.replace(/^.*? failed \([^)]*\): /, '').split('\n').find((l) => /\d/.test(l)) ?? 'present').slice(0, 80) : 'not found',
       fix: present ? '' : `apt-get install -y ${pkg}, or ${SETUP}`,
       needed: 'disk',
     });
