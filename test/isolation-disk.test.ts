@@ -2,12 +2,12 @@
 // the neighbour and the gateway unaffected), /tmp holds its size, nothing outside /workspace is writable, and the
 // quota's backing storage (volume, loop device, image file) is released on delete and, for orphans, at start-up.
 import { execFileSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { chownSync, existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker } from './helpers/docker.js';
-import { MALICIOUS_PACKAGE, startTestGateway } from './helpers/gateway.js';
-import type { TestGateway } from './helpers/gateway.js';
+import { MALICIOUS_PACKAGE, startTestGateway, tempDir } from './helpers/gateway.js';
+import type { EventView, TestGateway } from './helpers/gateway.js';
 import { attempt, attemptUnhardened, loopDevicesFor, TEST_LABELS } from './helpers/isolation.js';
 
 const A = 'it-iso-disk-a';
@@ -19,6 +19,7 @@ interface Fill {
   error: string | null;
 }
 
+const dataDir = tempDir('iso-disk');
 let gw: TestGateway;
 let owner: string;
 let image: string;
@@ -27,7 +28,7 @@ let uidA: string;
 const ownLoops: string[] = [];
 
 beforeAll(async () => {
-  gw = await startTestGateway();
+  gw = await startTestGateway({ dataDir });
   owner = await gw.token('alice');
   for (const name of [A, B]) {
     const r = await gw.api('POST', '/api/v1/workspaces', owner, {
@@ -45,6 +46,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const name of [A, B]) await gw?.remove(name, owner).catch(() => undefined);
   await gw?.close();
+  rmSync(dataDir, { recursive: true, force: true });
   for (const d of ownLoops) {
     try {
       execFileSync('losetup', ['--detach', d]);
@@ -118,5 +120,30 @@ describe('disk quota', () => {
     expect(loopDevicesFor(file)).toEqual([]);
     expect(existsSync(file)).toBe(false);
     await gw.waitStatus(B, owner, ['ready']);
+  });
+
+  it("moves the data of an earlier version's plain volume into the quota filesystem at start-up", async () => {
+    const uidB = gw.gateway.manager.uidOf(B)!;
+    const volume = (await docker.listVolumes({ filters: { label: [`mcpx.workspace-uid=${uidB}`] } })).Volumes[0]!;
+    // As an earlier version left it: the gateway gone, the containers stopped, a plain volume holding data.
+    await gw.close();
+    for (const c of await docker.listContainers({ all: true, filters: { label: [`mcpx.workspace-uid=${uidB}`] } })) {
+      await docker.getContainer(c.Id).remove({ force: true });
+    }
+    await docker.getVolume(volume.Name).remove();
+    await docker.createVolume({ Name: volume.Name, Labels: { 'mcpx.managed': 'true', 'mcpx.workspace': B, 'mcpx.workspace-uid': uidB } });
+    const plain = (await docker.getVolume(volume.Name).inspect()) as { Mountpoint: string };
+    writeFileSync(join(plain.Mountpoint, 'legacy.txt'), 'kept across the upgrade');
+    chownSync(join(plain.Mountpoint, 'legacy.txt'), 10001, 10001);
+
+    gw = await startTestGateway({ dataDir });
+    owner = await gw.token('alice');
+    await gw.waitStatus(B, owner, ['ready']);
+    expect(await attempt(gw, B, 'evil', 'read_file', { path: '/workspace/legacy.txt' })).toEqual({ ok: true, value: 'kept across the upgrade' });
+    const replaced = (await gw.api<EventView[]>('GET', `/api/v1/workspaces/${B}/events`, owner)).body.find((e) => e.type === 'volume_replaced');
+    expect(replaced?.detail).toMatchObject({ previousDevice: null, migrated: true });
+    const now = (await docker.getVolume(volume.Name).inspect()) as { Options: Record<string, string> };
+    expect(now.Options).toMatchObject({ type: 'ext4', device: expect.stringMatching(/^\/dev\/loop\d+$/) as unknown });
+    expect(await attempt<Fill>(gw, B, 'evil', 'fill_disk', { maxMb: 64 })).toMatchObject({ error: 'ENOSPC' });
   });
 });

@@ -105,7 +105,7 @@ export interface ManagerDeps {
 }
 
 export interface IsolationDeps {
-  disks: Pick<DiskQuotas, 'ensure' | 'release' | 'releaseImage' | 'reconcile'>;
+  disks: Pick<DiskQuotas, 'ensure' | 'release' | 'releaseImage' | 'reconcile' | 'copyInto'>;
   firewall: Pick<Firewall, 'apply' | 'remove' | 'reconcile'>;
   /** The port every workspace's egress proxy listens on, on its own network's gateway address. */
   egressPort: number;
@@ -365,8 +365,11 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       // A volume cannot change its device while mounted: its containers go first and are recreated by converge.
       for (const st of ws.servers.values()) if (st.containerId) await destroyServer(ws, st);
       for (const c of await runtime.listContainers([`${LABELS.workspaceUid}=${ws.uid}`])) await runtime.remove(c.id);
+      // A plain volume from an earlier version holds the workspace's data: it moves into the quota filesystem.
+      const migrate = existing.options.device === undefined && existing.mountpoint !== '';
+      if (migrate) await isolation.disks.copyInto(disk.device, existing.mountpoint);
       await runtime.removeVolume(name);
-      event(ws, 'volume_replaced', undefined, { volume: name, previousDevice: existing.options.device ?? null, device: disk.device });
+      event(ws, 'volume_replaced', undefined, { volume: name, previousDevice: existing.options.device ?? null, device: disk.device, migrated: migrate });
     }
     await runtime.createDeviceVolume(name, { ...workspaceLabels(ws.name, ws.uid, deps.gatewayId), [LABELS.diskImage]: disk.image }, disk.device, 'ext4', 'nosuid,nodev');
   };

@@ -45,10 +45,10 @@ export function createDockerRuntimeClient(docker: Docker) {
         await docker.createVolume({ Name: name, Labels: labels });
       }
     },
-    async inspectVolume(name: string): Promise<{ name: string; options: Record<string, string>; labels: Record<string, string> } | undefined> {
+    async inspectVolume(name: string): Promise<{ name: string; mountpoint: string; options: Record<string, string>; labels: Record<string, string> } | undefined> {
       try {
-        const v = (await docker.getVolume(name).inspect()) as { Name: string; Options?: Record<string, string> | null; Labels?: Record<string, string> | null };
-        return { name: v.Name, options: v.Options ?? {}, labels: v.Labels ?? {} };
+        const v = (await docker.getVolume(name).inspect()) as { Name: string; Mountpoint: string; Options?: Record<string, string> | null; Labels?: Record<string, string> | null };
+        return { name: v.Name, mountpoint: v.Mountpoint, options: v.Options ?? {}, labels: v.Labels ?? {} };
       } catch (err) {
         if (isNotFound(err)) return undefined;
         throw err;

@@ -1,6 +1,6 @@
 // Hard disk quotas for /workspace: one ext4 image file per workspace in the data directory, on a loop device, handed
 // to Docker's `local` volume driver. Writes past the size fail with ENOSPC inside the container and nowhere else.
-import { mkdirSync, openSync, closeSync, ftruncateSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, ftruncateSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandRunner } from './exec.js';
 
@@ -111,6 +111,26 @@ export function createDiskQuotas(deps: { dir: string; run: CommandRunner }) {
 
     releaseImage,
 
+    /**
+     * Copies a directory (an earlier version's plain volume) into a quota filesystem that no container mounts yet:
+     * mounted on the host for the copy only, ownership and modes kept, then the root made 10001, mode 750 again.
+     */
+    async copyInto(device: string, sourceDir: string): Promise<void> {
+      const mnt = mkdtempSync(join(dir, '.copy-'));
+      try {
+        await run('mount', ['-t', 'ext4', '-o', 'nosuid,nodev', device, mnt]);
+        try {
+          await run('cp', ['-a', '--', `${sourceDir}/.`, `${mnt}/`]);
+          await run('chown', [WORKSPACE_OWNER, mnt]);
+          await run('chmod', ['750', mnt]);
+        } finally {
+          await run('umount', [mnt]);
+        }
+      } finally {
+        rmSync(mnt, { recursive: true, force: true });
+      }
+    },
+
     /** Releases images (and loop devices on images) in this directory that belong to no live workspace. */
     async reconcile(live: ReadonlySet<string>): Promise<number> {
       let n = 0;
@@ -121,6 +141,12 @@ export function createDiskQuotas(deps: { dir: string; run: CommandRunner }) {
         // no directory yet: nothing to release
       }
       for (const name of names) {
+        if (name.startsWith('.copy-')) {
+          // left by a copy interrupted by a crash: unmount if still mounted, then remove
+          await run('umount', [join(dir, name)]).catch(() => undefined);
+          rmSync(join(dir, name), { recursive: true, force: true });
+          continue;
+        }
         const m = /^([0-9a-f-]+)\.img(\.tmp)?$/.exec(name);
         if (!m || live.has(m[1]!)) continue;
         await releaseImage(imagePath(m[1]!));
