@@ -153,6 +153,10 @@ describe('egress mode', () => {
     expect(['EHOSTUNREACH', 'TIMEOUT', 'ENETUNREACH']).toContain(direct.error);
     const proxied = await attempt<Conn>(gw, A, 'evil', 'via_proxy', { target: `${target}:7000` });
     expect(proxied.status).toBe(403);
+    // Nor B's proxy: only a workspace's own proxy address is open from its bridge.
+    const bGateway = (await attempt<{ gateway: string }>(gw, B, 'evil', 'whoami')).gateway;
+    expect(await attempt<Conn>(gw, B, 'evil', 'connect', { host: bGateway, port: 3128, send: '' })).toMatchObject({ ok: true });
+    expect(await attempt<Conn>(gw, A, 'evil', 'connect', { host: bGateway, port: 3128, send: '' })).toMatchObject({ ok: false, error: 'EHOSTUNREACH' });
   });
 
   it('fences the bridge with labelled rules: the proxy port is the only thing accepted', () => {

@@ -47,6 +47,8 @@ function formatEvent(e: EventView): string {
   const extra =
     e.type === 'image_built' && d
       ? `${String(d.image)}${d.cached ? ' (cached)' : ''}`
+      : (e.type === 'egress_allowed' || e.type === 'egress_denied') && d
+        ? `${String(d.method)} ${String(d.destination)} ${e.type === 'egress_allowed' ? `${String(d.bytesOut)} B out, ${String(d.bytesIn)} B in` : String(d.reason)}`
       : typeof d?.reason === 'string'
         ? d.reason
         : typeof d?.exitCode === 'number'

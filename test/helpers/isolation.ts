@@ -40,13 +40,24 @@ export async function attemptUnhardened<T = Record<string, unknown>>(
   try {
     await container.start();
     await container.wait();
-    const logs = (await container.logs({ stdout: true, stderr: true })).toString('utf8');
-    const line = logs.split('\n').reverse().find((l) => l.includes('{') || l.includes('"'));
+    const logs = stdoutOf(await container.logs({ stdout: true, stderr: false }));
+    const line = logs.trim().split('\n').at(-1);
     if (!line) throw new Error(`no result from the unhardened attempt: ${logs}`);
-    return JSON.parse(line.slice(Math.max(0, line.search(/[{"]/)))) as T;
+    return JSON.parse(line) as T;
   } finally {
     await container.remove({ force: true });
   }
+}
+
+/** The stdout payload of Docker's multiplexed log stream (8-byte frame headers: stream, 0, 0, 0, size). */
+function stdoutOf(raw: Buffer): string {
+  const parts: Buffer[] = [];
+  for (let i = 0; i + 8 <= raw.length; ) {
+    const size = raw.readUInt32BE(i + 4);
+    if (raw[i] === 1) parts.push(raw.subarray(i + 8, i + 8 + size));
+    i += 8 + size;
+  }
+  return Buffer.concat(parts).toString('utf8');
 }
 
 /** An internal network like the one a careless operator would use: Docker's isolation only. */

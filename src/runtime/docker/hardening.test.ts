@@ -50,6 +50,8 @@ describe('hardenedContainerConfig', () => {
     expect(h.Runtime).toBeUndefined();
     expect(h.LogConfig?.Type).toBe('none');
     expect(c.Labels).toMatchObject({ 'mcpx.managed': 'true', 'mcpx.workspace': 'demo', 'mcpx.server': 'srv' });
+    expect(c.Labels!['mcpx.gateway']).toBeUndefined();
+    expect(hardenedContainerConfig({ ...plan(), gatewayId: '0123456789ab' }).Labels).toMatchObject({ 'mcpx.gateway': '0123456789ab' });
   });
 
   it('builds the environment from the spec and the gateway variables only', () => {
