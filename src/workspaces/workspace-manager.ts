@@ -409,8 +409,17 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     const rec = store.getByUid(ws.uid);
     if (!rec || ws.deleting) return;
     const spec = rec.spec;
-    await ensureDisk(ws, spec);
-    if (spec.network !== 'none') await ensureNetwork(ws, spec.network.egress);
+    try {
+      await ensureDisk(ws, spec);
+      if (spec.network !== 'none') await ensureNetwork(ws, spec.network.egress);
+    } catch (err) {
+      // Without its quota or its fence a workspace does not start at all.
+      const reason = err instanceof Error ? err.message : String(err);
+      for (const st of ws.servers.values()) st.phase = `failed: ${reason}`;
+      event(ws, 'workspace_failed', undefined, { reason });
+      setStatus(ws, 'failed');
+      return;
+    }
     for (const [name, st] of ws.servers) {
       if (!spec.servers.some((s) => s.name === name)) {
         await destroyServer(ws, st);

@@ -1,7 +1,7 @@
 // Hard disk quotas for /workspace: one ext4 image file per workspace in the data directory, on a loop device, handed
 // to Docker's `local` volume driver. Writes past the size fail with ENOSPC inside the container and nowhere else.
 import { mkdirSync, mkdtempSync, openSync, closeSync, ftruncateSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { CommandRunner } from './exec.js';
 
 export const WORKSPACE_OWNER = '10001:10001';
@@ -56,8 +56,12 @@ export function createDiskQuotas(deps: { dir: string; run: CommandRunner }) {
     renameSync(tmp, image);
   };
 
-  /** Detaches every loop device on an image file and deletes the file (a volume's labelled image, say). */
+  /**
+   * Detaches every loop device on an image file and deletes the file (a volume's labelled image, say). Only images of
+   * this directory: a label never makes the gateway delete a file elsewhere.
+   */
   const releaseImage = async (image: string): Promise<{ detached: number; deleted: boolean }> => {
+    if (dirname(image) !== dir || !/^[0-9a-f-]+\.img$/.test(basename(image))) return { detached: 0, deleted: false };
     const detached = await detachAll(image);
     let deleted = false;
     try {
