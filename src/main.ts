@@ -15,10 +15,11 @@ import { createWorkspaceRouter } from './mcp/index.js';
 import { createSchemaValidator } from './policy/index.js';
 import { createGuardrailsCache } from './workspaces/index.js';
 import { createMetrics } from './monitor/index.js';
-import { createDockerRuntimeClient } from './runtime/index.js';
-import { createSecretStore, createWorkspaceStore, openDatabase } from './store/index.js';
+import { startEgressProxy } from './egress/index.js';
+import { checkHostTools, createDiskQuotas, createDockerRuntimeClient, createFirewall, hostKernel, runCommand } from './runtime/index.js';
+import { createSecretStore, createWorkspaceStore, loadOrCreateGatewayId, openDatabase } from './store/index.js';
 import { createRedactionRegistry, createSecretService } from './secrets/index.js';
-import { createWorkspaceManager } from './workspaces/index.js';
+import { createVerifier, createWorkspaceManager, unsupportedReasons } from './workspaces/index.js';
 import type { HibernationOptions, SupervisionOptions, WorkspaceManager } from './workspaces/index.js';
 
 export interface Gateway {
@@ -89,6 +90,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
 
   let baseUrl = `http://${config.host}:${config.port}`;
   const metrics = createMetrics();
+  let listenPort = config.port;
+  const firewall = createFirewall(runCommand);
+  const disks = createDiskQuotas({ dir: join(dataDir, 'volumes'), run: runCommand });
   const manager = createWorkspaceManager({
     hibernation: { ...options.hibernation, onWake: (ms) => metrics.wakeups.observe(ms / 1000) },
     store,
@@ -99,18 +103,24 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     logger,
     apiEndpoint: (ws) => `${config.publicUrl ?? baseUrl}/mcp/${ws}`,
     ...(options.supervision ? { supervision: options.supervision } : {}),
+    gatewayId: loadOrCreateGatewayId(dataDir),
+    isolation: {
+      disks,
+      firewall,
+      egressPort: config.egressProxyPort,
+      protectedPorts: () => [listenPort, config.egressProxyPort],
+      startProxy: startEgressProxy,
+    },
   });
 
+  // What the host can do, checked once (read-only); a spec needing a missing piece is refused with the fix.
+  let hostMissing: Promise<string[]> | undefined;
   const checkSupported = async (spec: WorkspaceSpec): Promise<string[]> => {
-    const errors: string[] = [];
-    if (spec.isolation === 'gvisor' && !(await runtime.runtimes()).includes('runsc')) {
-      errors.push('isolation: gvisor needs the runsc runtime, which this Docker Engine does not have (see `mcpx doctor`)');
-    }
-    if (spec.network !== 'none') {
-      errors.push('network: egress allowlists are not available in this version; use "none"');
-    }
-    return errors;
+    hostMissing ??= checkHostTools(runCommand, process.getuid?.()).then((checks) => checks.filter((c) => c.status === 'missing').map((c) => c.name));
+    return unsupportedReasons(spec, { runtimes: await runtime.runtimes(), missing: await hostMissing });
   };
+
+  const verifier = createVerifier({ runtime, view: (uid) => manager.isolationView(uid), hostKernel: hostKernel(), gatewayPort: () => listenPort });
 
   const guardrails = createGuardrailsCache();
   const router = createWorkspaceRouter({
@@ -166,6 +176,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     maxBodyBytes: config.maxBodyBytes,
     checkSupported,
     verify,
+    verifyWorkspace: (uid) => verifier.verify(uid),
     logger,
     metrics,
     engineHealthy: () => runtime.ping(),
@@ -189,6 +200,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   // Known only once listening (port 0 picks one); containers are told it, so reconcile comes after.
   baseUrl = `http://${host}:${port}`;
+  listenPort = port;
   await manager.reconcile();
   logger.info({ url: baseUrl, dataDir }, 'gateway started');
 

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAudit } from './audit-command.js';
 import { registerSecret } from './secret-command.js';
+import { registerDoctor } from './doctor-command.js';
 import { registerServe } from './serve-command.js';
 import { registerToken } from './token-command.js';
 import { registerWorkspace } from './workspace-command.js';
@@ -19,6 +20,7 @@ export async function main(argv: string[]): Promise<number> {
   registerWorkspace(program);
   registerSecret(program);
   registerAudit(program);
+  registerDoctor(program);
   try {
     await program.parseAsync(argv);
     return 0;

@@ -25,11 +25,30 @@ interface EventView {
 
 const TERMINAL_FAIL = new Set(['failed', 'degraded']);
 
+interface VerifyView {
+  workspace: string;
+  ok: boolean;
+  servers: { server: string; ok: boolean; properties: { property: string; ok: boolean; detail: string; source: string }[] }[];
+}
+
+export function formatVerify(r: VerifyView): string {
+  const rows = [['SERVER', 'PROPERTY', 'RESULT', 'DETAIL']];
+  for (const s of r.servers) {
+    for (const p of s.properties) rows.push([s.server, p.property, p.ok ? 'holds' : 'FAILS', p.source === 'engine' ? `${p.detail} [engine]` : p.detail]);
+  }
+  const width = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length)) + 2);
+  const table = rows.map((row) => `${row[0]!.padEnd(width[0]!)}${row[1]!.padEnd(width[1]!)}${row[2]!.padEnd(width[2]!)}${row[3]}`.trimEnd()).join('\n');
+  const failed = r.servers.reduce((n, s) => n + s.properties.filter((p) => !p.ok).length, 0);
+  return `${table}\n\nworkspace ${r.workspace}: ${r.ok ? 'every property holds' : `${failed} propert${failed === 1 ? 'y fails' : 'ies fail'}`}\n`;
+}
+
 function formatEvent(e: EventView): string {
   const d = e.detail;
   const extra =
     e.type === 'image_built' && d
       ? `${String(d.image)}${d.cached ? ' (cached)' : ''}`
+      : (e.type === 'egress_allowed' || e.type === 'egress_denied') && d
+        ? `${String(d.method)} ${String(d.destination)} ${e.type === 'egress_allowed' ? `${String(d.bytesOut)} B out, ${String(d.bytesIn)} B in` : String(d.reason)}`
       : typeof d?.reason === 'string'
         ? d.reason
         : typeof d?.exitCode === 'number'
@@ -159,6 +178,17 @@ export function registerWorkspace(program: Command): void {
       const events = (await client(cmd)<EventView[]>('GET', `/api/v1/workspaces/${encodeURIComponent(name)}/events`)).body;
       if (o.output === 'json') process.stdout.write(`${JSON.stringify(events, null, 2)}\n`);
       else for (const e of events) process.stdout.write(`${formatEvent(e)}\n`);
+    });
+
+  ws.command('verify <name>')
+    .description("probe each of the workspace's containers and show which isolation properties hold; exits non-zero if any fails")
+    .option('-o, --output <format>', 'table or json', 'table')
+    .action(async (name: string, o: { output: string }, cmd: Command) => {
+      const r = (await client(cmd)<VerifyView>('POST', `/api/v1/workspaces/${encodeURIComponent(name)}/verify`)).body;
+      if (o.output === 'json') process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      else process.stdout.write(formatVerify(r));
+      const failed = r.servers.flatMap((s) => s.properties.filter((p) => !p.ok).map((p) => `${s.server}: ${p.property}`));
+      if (!r.ok) throw new CliError(`isolation does not hold: ${failed.join(', ') || 'no server to probe'}`);
     });
 
   ws.command('logs <name> [server]')

@@ -16,6 +16,13 @@ export const gatewayConfigSchema = z.strictObject({
     .string()
     .optional()
     .describe('Comma-separated browser origins allowed on the MCP endpoint, besides the gateway\'s own (MCPX_ALLOWED_ORIGINS)'),
+  egressProxyPort: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(65_535)
+    .default(3128)
+    .describe("Port of each workspace's egress proxy, on that workspace network's gateway address (MCPX_EGRESS_PROXY_PORT)"),
   imageCacheTtlMs: z.coerce.number().int().min(0).default(600_000).describe('How long a resolved npm version is trusted (MCPX_IMAGE_RESOLVE_TTL_MS)'),
 });
 
@@ -34,6 +41,7 @@ const ENV_KEYS: Record<string, keyof GatewayConfig> = {
   MCPX_LOG_LEVEL: 'logLevel',
   MCPX_IMAGE_RESOLVE_TTL_MS: 'imageCacheTtlMs',
   MCPX_ALLOWED_ORIGINS: 'allowedOrigins',
+  MCPX_EGRESS_PROXY_PORT: 'egressProxyPort',
 };
 
 export type ConfigResult = { ok: true; config: GatewayConfig } | { ok: false, errors: string[] };

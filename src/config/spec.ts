@@ -104,6 +104,8 @@ const resourcesSchema = z
   })
   .superRefine((r, ctx) => {
     if (r.memory < 16 * 1024 ** 2) ctx.addIssue({ code: 'custom', path: ['memory'], message: 'must be at least 16m' });
+    // /workspace is an ext4 filesystem of this size: below 8m its journal and metadata leave too little room.
+    if (r.disk < 8 * 1024 ** 2) ctx.addIssue({ code: 'custom', path: ['disk'], message: 'must be at least 8m' });
   });
 
 const hostPort = z

@@ -8,7 +8,7 @@ import { validateSpec } from '../config/index.js';
 import type { Role, WorkspaceSpec } from '../config/index.js';
 import { AppError, invalid, notFound } from '../shared/errors.js';
 import type { WorkspaceRecord, WorkspaceStore } from '../store/index.js';
-import type { WorkspaceManager } from '../workspaces/index.js';
+import type { VerifyResult, WorkspaceManager } from '../workspaces/index.js';
 import type { SecretService } from '../secrets/index.js';
 import type { AuditLog, AuditQuery } from '../audit/index.js';
 import { readBody, sendJson, sendProblem } from './http-util.js';
@@ -24,6 +24,8 @@ export interface AdminDeps {
   maxBodyBytes: number;
   /** Checks what the engine can do for a spec (e.g. gVisor present); returns errors naming the field. */
   checkSupported(spec: WorkspaceSpec): Promise<string[]>;
+  /** Runs the isolation probe in each of a workspace's containers; undefined when the workspace is not live. */
+  verifyWorkspace(uid: string): Promise<VerifyResult | undefined>;
 }
 
 type Handler = (ctx: { req: IncomingMessage; res: ServerResponse; who: Identity; params: string[]; url: URL }) => Promise<void>;
@@ -139,6 +141,17 @@ export function createAdminRoutes(deps: AdminDeps) {
         const after = Number(url.searchParams.get('after') ?? 0);
         sendJson(res, 200, store.events(rec.uid, Number.isFinite(after) ? after : 0));
         return Promise.resolve();
+      },
+    ],
+    [
+      'POST',
+      new RegExp(`^/api/v1/workspaces/${NAME}/verify$`),
+      async ({ res, who, params }) => {
+        // Owners only: it runs a process in every container of the workspace.
+        const rec = workspaceFor(who, params[0]!, 'manage');
+        const result = await deps.verifyWorkspace(rec.uid);
+        if (!result) throw new AppError('conflict', `workspace "${rec.name}" is ${rec.status}: nothing to verify`);
+        sendJson(res, 200, result);
       },
     ],
     [

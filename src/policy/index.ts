@@ -8,3 +8,5 @@ export { createSchemaValidator } from './schema-validator.js';
 export type { SchemaValidator, Validation } from './schema-validator.js';
 export { createBuckets } from './rate-limit.js';
 export type { BucketSpec, Take } from './rate-limit.js';
+export { decideAddress, decideDestination, isLocalAddress, parseAllowlist, parseDestination } from './egress-allowlist.js';
+export type { AllowEntry, EgressDecision } from './egress-allowlist.js';

@@ -4,14 +4,16 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { durationMs } from '../config/spec.js';
 import type { ServerSpec, WorkspaceSpec } from '../config/spec.js';
+import type { EgressProxy, EgressProxyOptions, EgressRecord } from '../egress/index.js';
 import type { ImageBuilder, LaunchConfig, ServerImage } from '../images/index.js';
 import { UpstreamConnection } from '../mcp/index.js';
 import type { InitializeResult } from '../mcp/index.js';
-import { AttachedStdio, containerName, hardenedContainerConfig, LABELS, workspaceLabels } from '../runtime/index.js';
-import type { DockerRuntimeClient } from '../runtime/index.js';
+import { AttachedStdio, bridgeName, containerName, hardenedContainerConfig, LABELS, networkName, ownedBy, workspaceLabels } from '../runtime/index.js';
+import type { DiskQuotas, DockerRuntimeClient, Firewall } from '../runtime/index.js';
 import { AppError, conflict, notFound } from '../shared/errors.js';
 import { LogBuffer } from '../shared/log-buffer.js';
 import type { WorkspaceRecord, WorkspaceStatus, WorkspaceStore } from '../store/index.js';
+import type { IsolationView } from './verify.js';
 
 export type ServerStatus = 'pending' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
 
@@ -61,6 +63,17 @@ interface ServerState {
   stopping: boolean;
   /** Digest of the secrets the running process was started with: a change restarts it only if this differs. */
   launchDigest?: string;
+  /** The container's address on the workspace network (egress mode), to name the server in egress events. */
+  address?: string;
+}
+
+/** A workspace network as the gateway set it up: the proxy listens on its gateway address. */
+export interface WorkspaceNetwork {
+  name: string;
+  bridge: string;
+  gateway: string;
+  subnet: string;
+  proxyPort: number;
 }
 
 interface WorkspaceState {
@@ -79,6 +92,8 @@ interface WorkspaceState {
   active: number;
   hibernating: boolean;
   waking?: Promise<void>;
+  network?: WorkspaceNetwork;
+  proxy?: EgressProxy;
 }
 
 export interface ServerView {
@@ -106,6 +121,20 @@ export interface ManagerDeps {
   apiEndpoint(workspace: string): string;
   supervision?: Partial<SupervisionOptions>;
   hibernation?: Partial<HibernationOptions>;
+  /** Host-level isolation: disk quotas, the firewall, egress proxies. */
+  isolation: IsolationDeps;
+  /** This gateway's id (label mcpx.gateway): reconciliation touches only what carries it (or no id at all). */
+  gatewayId: string;
+}
+
+export interface IsolationDeps {
+  disks: Pick<DiskQuotas, 'ensure' | 'release' | 'releaseImage' | 'reconcile' | 'copyInto'>;
+  firewall: Pick<Firewall, 'apply' | 'remove' | 'reconcile'>;
+  /** The port every workspace's egress proxy listens on, on its own network's gateway address. */
+  egressPort: number;
+  /** Ports the gateway serves on: the proxy refuses them on local addresses. */
+  protectedPorts(): number[];
+  startProxy(opts: EgressProxyOptions): Promise<EgressProxy>;
 }
 
 export function volumeName(workspace: string, uid: string): string {
@@ -113,7 +142,7 @@ export function volumeName(workspace: string, uid: string): string {
 }
 
 export function createWorkspaceManager(deps: ManagerDeps) {
-  const { store, runtime, images, logger } = deps;
+  const { store, runtime, images, logger, isolation } = deps;
   const opts: SupervisionOptions = { ...DEFAULT_SUPERVISION, ...deps.supervision };
   const states = new Map<string, WorkspaceState>();
   // The hot path (the MCP endpoint) looks workspaces up by name without touching the database.
@@ -125,6 +154,12 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   const event = (ws: { uid: string }, type: string, server?: string, detail?: Record<string, unknown>) => {
     store.addEvent(ws.uid, type, server, detail);
     logger.info({ workspace: (ws as { name?: string }).name, type, server, ...(detail ? { detail } : {}) }, 'workspace event');
+  };
+
+  const recordEgress = (ws: WorkspaceState, r: EgressRecord) => {
+    if (ws.deleting || !states.has(ws.uid)) return;
+    const server = r.client === undefined ? undefined : [...ws.servers.values()].find((s) => s.address === r.client)?.name;
+    event(ws, r.verdict === 'allowed' ? 'egress_allowed' : 'egress_denied', server, { ...r });
   };
 
   const setStatus = (ws: WorkspaceState, status: WorkspaceStatus) => {
@@ -203,6 +238,10 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       }
       await runtime.start(id);
       event(ws, 'container_started', st.name, { container: containerName(ws.name, st.name), id: id.slice(0, 12) });
+    }
+    if (ws.network) {
+      const info = await runtime.inspect(id);
+      st.address = info?.NetworkSettings.Networks[ws.network.name]?.IPAddress || undefined;
     }
     st.phase = 'initializing';
     try {
@@ -345,6 +384,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     const config = hardenedContainerConfig({
       workspace: ws.name,
       workspaceUid: ws.uid,
+      gatewayId: deps.gatewayId,
       server,
       launcher,
       ...(secretEnv ? { secretEnv } : {}),
@@ -354,6 +394,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       image: image.image,
       entrypoint: image.entrypoint,
       volumeName: volumeName(ws.name, ws.uid),
+      ...(ws.network && spec.network !== 'none' ? { networkName: ws.network.name, proxyUrl: `http://${ws.network.gateway}:${ws.network.proxyPort}` } : {}),
       apiEndpoint: deps.apiEndpoint(ws.name),
     });
     const hash = config.Labels![LABELS.configHash]!;
@@ -364,6 +405,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       noNewPrivileges: true,
       seccomp: 'default',
       network: config.HostConfig!.NetworkMode,
+      ...(ws.network && spec.network !== 'none' ? { egress: spec.network.egress, proxy: `${ws.network.gateway}:${ws.network.proxyPort}`, firewall: ws.network.bridge } : {}),
+      disk: spec.resources.disk,
       cpus: spec.resources.cpus,
       memory: spec.resources.memory,
       pids: spec.resources.pids,
@@ -399,11 +442,71 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     await attachAndStart(ws, st, false);
   };
 
+  /** The quota filesystem behind /workspace; a volume on another device (older gateway, reboot) is replaced. */
+  const ensureDisk = async (ws: WorkspaceState, spec: WorkspaceSpec) => {
+    const disk = await isolation.disks.ensure(ws.uid, spec.resources.disk);
+    const name = volumeName(ws.name, ws.uid);
+    const existing = await runtime.inspectVolume(name);
+    if (existing && existing.options.device === disk.device && existing.options.type === 'ext4') return;
+    if (existing) {
+      // A volume cannot change its device while mounted: its containers go first and are recreated by converge.
+      for (const st of ws.servers.values()) if (st.containerId) await destroyServer(ws, st);
+      for (const c of await runtime.listContainers([`${LABELS.workspaceUid}=${ws.uid}`])) await runtime.remove(c.id);
+      // A plain volume from an earlier version holds the workspace's data: it moves into the quota filesystem.
+      const migrate = existing.options.device === undefined && existing.mountpoint !== '';
+      if (migrate) await isolation.disks.copyInto(disk.device, existing.mountpoint);
+      await runtime.removeVolume(name);
+      event(ws, 'volume_replaced', undefined, { volume: name, previousDevice: existing.options.device ?? null, device: disk.device, migrated: migrate });
+    }
+    await runtime.createDeviceVolume(name, { ...workspaceLabels(ws.name, ws.uid, deps.gatewayId), [LABELS.diskImage]: disk.image }, disk.device, 'ext4', 'nosuid,nodev');
+  };
+
+  /** The workspace network, its firewall rules and its egress proxy, in that order: nothing is reachable before the rules are in. */
+  const ensureNetwork = async (ws: WorkspaceState, egress: readonly string[]) => {
+    const name = networkName(ws.name, ws.uid);
+    const bridge = bridgeName(ws.uid);
+    const net = await runtime.ensureNetwork(name, workspaceLabels(ws.name, ws.uid, deps.gatewayId), bridge);
+    await isolation.firewall.apply({ uid: ws.uid, gatewayId: deps.gatewayId, bridge, proxy: { address: net.gateway, port: isolation.egressPort } });
+    if (ws.proxy && ws.network?.gateway === net.gateway) {
+      ws.proxy.setAllowlist(egress);
+    } else {
+      await ws.proxy?.close();
+      ws.proxy = await isolation.startProxy({
+        allowlist: egress,
+        host: net.gateway,
+        port: isolation.egressPort,
+        protectedPorts: isolation.protectedPorts(),
+        record: (r) => recordEgress(ws, r),
+      });
+    }
+    ws.network = { name, bridge, gateway: net.gateway, subnet: net.subnet, proxyPort: isolation.egressPort };
+  };
+
+  const removeNetwork = async (ws: WorkspaceState): Promise<{ networks: number; rules: number }> => {
+    await ws.proxy?.close();
+    ws.proxy = undefined;
+    ws.network = undefined;
+    const rules = await isolation.firewall.remove(ws.uid);
+    const networks = await runtime.listNetworks([`${LABELS.workspaceUid}=${ws.uid}`]);
+    for (const n of networks) await runtime.removeNetwork(n.id);
+    return { networks: networks.length, rules };
+  };
+
   const converge = async (ws: WorkspaceState) => {
     const rec = store.getByUid(ws.uid);
     if (!rec || ws.deleting) return;
     const spec = rec.spec;
-    await runtime.ensureVolume(volumeName(ws.name, ws.uid), workspaceLabels(ws.name, ws.uid));
+    try {
+      await ensureDisk(ws, spec);
+      if (spec.network !== 'none') await ensureNetwork(ws, spec.network.egress);
+    } catch (err) {
+      // Without its quota or its fence a workspace does not start at all.
+      const reason = err instanceof Error ? err.message : String(err);
+      for (const st of ws.servers.values()) st.phase = `failed: ${reason}`;
+      event(ws, 'workspace_failed', undefined, { reason });
+      setStatus(ws, 'failed');
+      return;
+    }
     for (const [name, st] of ws.servers) {
       if (!spec.servers.some((s) => s.name === name)) {
         await destroyServer(ws, st);
@@ -411,6 +514,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       }
     }
     const results = await Promise.allSettled(spec.servers.map((s) => convergeServer(ws, spec, s)));
+    // Back to network "none": the servers have left the network; now it, its proxy and its rules go.
+    if (spec.network === 'none' && results.every((r) => r.status === 'fulfilled')) await removeNetwork(ws);
     const failed = results
       .map((r, i) => ({ r, server: spec.servers[i]!.name }))
       .filter((x): x is { r: PromiseRejectedResult; server: string } => x.r.status === 'rejected');
@@ -440,10 +545,14 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       event(ws, 'container_destroyed', c.labels[LABELS.server], { container: c.name });
     }
     const volumes = await runtime.listVolumes([`${LABELS.workspaceUid}=${ws.uid}`]);
-    for (const v of volumes) await runtime.removeVolume(v.name);
-    const networks = await runtime.listNetworks([`${LABELS.workspaceUid}=${ws.uid}`]);
-    for (const n of networks) await runtime.removeNetwork(n.id);
-    event(ws, 'resources_cleaned', undefined, { volumes: volumes.length, networks: networks.length });
+    for (const v of volumes) {
+      await runtime.removeVolume(v.name);
+      const image = v.labels[LABELS.diskImage];
+      if (image) await isolation.disks.releaseImage(image);
+    }
+    const disk = await isolation.disks.release(ws.uid);
+    const net = await removeNetwork(ws);
+    event(ws, 'resources_cleaned', undefined, { volumes: volumes.length, networks: net.networks, firewallRules: net.rules, diskImage: disk.deleted });
     store.remove(ws.uid);
     states.delete(ws.uid);
     if (byName.get(ws.name) === ws) byName.delete(ws.name);
@@ -616,6 +725,22 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       return ws.serverOrder;
     },
 
+    /** What `verify` needs to know of a live workspace: its spec, network and server containers. */
+    isolationView(uid: string): IsolationView | undefined {
+      const ws = states.get(uid);
+      const rec = store.getByUid(uid);
+      if (!ws || !rec || ws.deleting) return undefined;
+      return {
+        name: ws.name,
+        spec: rec.spec,
+        ...(ws.network && rec.spec.network !== 'none' ? { network: { gateway: ws.network.gateway, proxyPort: ws.network.proxyPort } } : {}),
+        servers: rec.spec.servers.map((s) => {
+          const st = ws.servers.get(s.name);
+          return { name: s.name, status: st?.status ?? 'pending', ...(st?.containerId ? { containerId: st.containerId } : {}) };
+        }),
+      };
+    },
+
     /** Called once a workspace's deletion is complete. */
     onWorkspaceGone(listener: (workspace: string, uid: string) => void): () => void {
       goneListeners.add(listener);
@@ -639,9 +764,11 @@ export function createWorkspaceManager(deps: ManagerDeps) {
      * Start-up reconciliation: removes labelled resources that belong to no known workspace, finishes
      * interrupted deletes, and converges every other workspace, adopting containers that match.
      */
-    async reconcile(): Promise<{ removedContainers: number; removedVolumes: number; removedNetworks: number }> {
+    async reconcile(): Promise<{ removedContainers: number; removedVolumes: number; removedNetworks: number; removedRules: number; releasedDisks: number }> {
       const known = new Map(store.list().map((r) => [r.uid, r]));
       const live = (labels: Record<string, string>) => {
+        // Another gateway's resources are not ours to judge: count them as live.
+        if (!ownedBy(labels, deps.gatewayId)) return true;
         const uid = labels[LABELS.workspaceUid];
         return uid !== undefined && known.has(uid) && known.get(uid)!.status !== 'deleting';
       };
@@ -657,6 +784,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       for (const v of await runtime.listVolumes()) {
         if (v.labels[LABELS.workspace] === undefined || live(v.labels)) continue;
         await runtime.removeVolume(v.name);
+        const image = v.labels[LABELS.diskImage];
+        if (image) await isolation.disks.releaseImage(image);
         removedVolumes++;
       }
       for (const n of await runtime.listNetworks()) {
@@ -664,6 +793,9 @@ export function createWorkspaceManager(deps: ManagerDeps) {
         await runtime.removeNetwork(n.id);
         removedNetworks++;
       }
+      const liveUids = new Set([...known.values()].filter((r) => r.status !== 'deleting').map((r) => r.uid));
+      const removedRules = await isolation.firewall.reconcile(liveUids, deps.gatewayId);
+      const releasedDisks = await isolation.disks.reconcile(liveUids);
       for (const rec of known.values()) {
         const ws = stateFor(rec);
         if (rec.status === 'deleting') {
@@ -677,10 +809,10 @@ export function createWorkspaceManager(deps: ManagerDeps) {
           void enqueue(ws, 'reconcile', () => converge(ws));
         }
       }
-      if (removedContainers + removedVolumes + removedNetworks > 0) {
-        logger.info({ removedContainers, removedVolumes, removedNetworks }, 'removed orphaned resources');
+      if (removedContainers + removedVolumes + removedNetworks + removedRules + releasedDisks > 0) {
+        logger.info({ removedContainers, removedVolumes, removedNetworks, removedRules, releasedDisks }, 'removed orphaned resources');
       }
-      return { removedContainers, removedVolumes, removedNetworks };
+      return { removedContainers, removedVolumes, removedNetworks, removedRules, releasedDisks };
     },
 
     /**
@@ -718,6 +850,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
         }
       }
       await Promise.allSettled([...states.values()].map((ws) => ws.queue));
+      // Proxies stop with the gateway; the firewall rules stay, so the containers stay shut in until the next start.
+      await Promise.allSettled([...states.values()].map((ws) => (ws.proxy ? ws.proxy.close() : Promise.resolve())));
     },
   };
 }

@@ -13,6 +13,7 @@ import type { HibernationOptions, SupervisionOptions } from '../../src/workspace
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const PROBE_PACKAGE = `file:${join(REPO, 'test/fixtures/probe-server')}`;
+export const MALICIOUS_PACKAGE = `file:${join(REPO, 'test/fixtures/malicious-server')}`;
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `mcpx-${prefix}-`));
@@ -88,9 +89,11 @@ export interface EventView {
   detail?: Record<string, unknown>;
 }
 
-export async function startTestGateway(opts: { supervision?: Partial<SupervisionOptions>; hibernation?: Partial<HibernationOptions>; dataDir?: string } = {}): Promise<TestGateway> {
+export async function startTestGateway(
+  opts: { supervision?: Partial<SupervisionOptions>; hibernation?: Partial<HibernationOptions>; dataDir?: string; host?: string } = {},
+): Promise<TestGateway> {
   const dataDir = opts.dataDir ?? tempDir('gw');
-  const loaded = loadGatewayConfig({ port: 0, dataDir }, {});
+  const loaded = loadGatewayConfig({ port: 0, dataDir, ...(opts.host ? { host: opts.host } : {}) }, {});
   if (!loaded.ok) throw new Error(loaded.errors.join('; '));
   const logger = pino({ level: process.env.MCPX_TEST_LOG ?? 'silent' }, pino.destination(2));
   const gateway = await startGateway(loaded.config, { logger, ...(opts.supervision ? { supervision: opts.supervision } : {}), ...(opts.hibernation ? { hibernation: opts.hibernation } : {}) });

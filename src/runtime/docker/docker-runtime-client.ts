@@ -1,5 +1,6 @@
 // RuntimeClient over the Docker Engine API (dockerode): containers, volumes, networks, attach, engine facts.
 import type Docker from 'dockerode';
+import { Writable } from 'node:stream';
 import type { Duplex } from 'node:stream';
 import { LABELS } from '../labels.js';
 
@@ -43,6 +44,97 @@ export function createDockerRuntimeClient(docker: Docker) {
         if (!isNotFound(err)) throw err;
         await docker.createVolume({ Name: name, Labels: labels });
       }
+    },
+    async inspectVolume(name: string): Promise<{ name: string; mountpoint: string; options: Record<string, string>; labels: Record<string, string> } | undefined> {
+      try {
+        const v = (await docker.getVolume(name).inspect()) as { Name: string; Mountpoint: string; Options?: Record<string, string> | null; Labels?: Record<string, string> | null };
+        return { name: v.Name, mountpoint: v.Mountpoint, options: v.Options ?? {}, labels: v.Labels ?? {} };
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    /** A `local` volume mounting a block device (the workspace's quota filesystem). */
+    async createDeviceVolume(name: string, labels: Record<string, string>, device: string, fsType: string, mountOptions: string): Promise<void> {
+      await docker.createVolume({ Name: name, Driver: 'local', DriverOpts: { type: fsType, device, o: mountOptions }, Labels: labels });
+    },
+    /** An internal bridge network with a fixed Linux bridge name (so firewall rules can name it) and no inter-container traffic. */
+    async ensureNetwork(name: string, labels: Record<string, string>, bridge: string): Promise<{ id: string; gateway: string; subnet: string }> {
+      const read = async () => {
+        const n = (await docker.getNetwork(name).inspect()) as { Id: string; Options?: Record<string, string>; IPAM?: { Config?: { Gateway?: string; Subnet?: string }[] } };
+        const cfg = n.IPAM?.Config?.[0];
+        if (!cfg?.Gateway || !cfg.Subnet) throw new Error(`network ${name} has no IPv4 gateway`);
+        if (n.Options?.['com.docker.network.bridge.name'] !== bridge) throw new Error(`network ${name} does not use bridge ${bridge}`);
+        return { id: n.Id, gateway: cfg.Gateway, subnet: cfg.Subnet };
+      };
+      try {
+        return await read();
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+      await docker.createNetwork({
+        Name: name,
+        Driver: 'bridge',
+        Internal: true,
+        CheckDuplicate: true,
+        EnableIPv6: false,
+        Labels: labels,
+        Options: { 'com.docker.network.bridge.name': bridge, 'com.docker.network.bridge.enable_icc': 'false' },
+      });
+      return read();
+    },
+    /** A network's IPv4 gateway (the host's address on that bridge), if the network exists. */
+    async networkGateway(name: string): Promise<string | undefined> {
+      try {
+        const n = (await docker.getNetwork(name).inspect()) as { IPAM?: { Config?: { Gateway?: string }[] } };
+        return n.IPAM?.Config?.find((c) => c.Gateway && !c.Gateway.includes(':'))?.Gateway;
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    async info(): Promise<Record<string, unknown>> {
+      return (await docker.info()) as Record<string, unknown>;
+    },
+    async version(): Promise<{ Version?: string; ApiVersion?: string }> {
+      return docker.version();
+    },
+    /** Runs a command in a running container as its own user; output is collected up to a bound. */
+    async exec(id: string, cmd: string[], timeoutMs: number, maxBytes = 1024 * 1024): Promise<{ exitCode: number | null; stdout: string; stderr: string }> {
+      const exec = await docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, AttachStdin: false, Tty: false });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let size = 0;
+      const sink = (into: Buffer[]) =>
+        new Writable({
+          write(chunk: Buffer, _enc, done) {
+            size += chunk.length;
+            if (size <= maxBytes) into.push(chunk);
+            done();
+          },
+        });
+      docker.modem.demuxStream(stream, sink(out), sink(err));
+      await new Promise<void>((ok) => {
+        const timer = setTimeout(() => {
+          stream.destroy();
+          ok();
+        }, timeoutMs);
+        stream.once('end', () => {
+          clearTimeout(timer);
+          ok();
+        });
+        stream.once('close', () => {
+          clearTimeout(timer);
+          ok();
+        });
+        stream.once('error', () => {
+          clearTimeout(timer);
+          ok();
+        });
+      });
+      const info = await exec.inspect();
+      return { exitCode: info.Running ? null : info.ExitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
     },
     async removeVolume(name: string): Promise<void> {
       await docker.getVolume(name).remove({ force: true }).catch(ignoreNotFound);

@@ -51,6 +51,8 @@ describe('hardenedContainerConfig', () => {
     expect(h.Runtime).toBeUndefined();
     expect(h.LogConfig?.Type).toBe('none');
     expect(c.Labels).toMatchObject({ 'mcpx.managed': 'true', 'mcpx.workspace': 'demo', 'mcpx.server': 'srv' });
+    expect(c.Labels!['mcpx.gateway']).toBeUndefined();
+    expect(hardenedContainerConfig({ ...plan(), gatewayId: '0123456789ab' }).Labels).toMatchObject({ 'mcpx.gateway': '0123456789ab' });
   });
 
   it('builds the environment from the spec and the gateway variables only', () => {
@@ -78,6 +80,26 @@ describe('hardenedContainerConfig', () => {
     expect(c.HostConfig!.PidsLimit).toBe(32);
     expect(c.HostConfig!.Tmpfs!['/tmp']).toContain(`size=${10 * 1024 ** 2}`);
     expect(c.HostConfig!.Runtime).toBe('runsc');
+  });
+
+  it('joins the workspace network with the proxy settings in egress mode', () => {
+    const c = hardenedContainerConfig({ ...plan({}, { env: { HTTP_PROXY: 'http://elsewhere:1' } }), networkName: 'mcpx-demo-0123456789', proxyUrl: 'http://172.20.0.1:3128' });
+    expect(c.HostConfig!.NetworkMode).toBe('mcpx-demo-0123456789');
+    expect(c.NetworkDisabled).toBe(false);
+    expect(c.HostConfig!.Sysctls).toEqual({ 'net.ipv6.conf.all.disable_ipv6': '1' });
+    expect(c.HostConfig!.DnsOptions).toEqual(['timeout:1', 'attempts:1']);
+    expect(c.Env).toEqual(
+      expect.arrayContaining([
+        'HTTP_PROXY=http://172.20.0.1:3128',
+        'HTTPS_PROXY=http://172.20.0.1:3128',
+        'http_proxy=http://172.20.0.1:3128',
+        'https_proxy=http://172.20.0.1:3128',
+        'NO_PROXY=localhost,127.0.0.1,::1',
+      ]),
+    );
+    expect(c.Env).not.toContain('HTTP_PROXY=http://elsewhere:1');
+    expect(hardenedContainerConfig(plan()).HostConfig!.Sysctls).toBeUndefined();
+    expect(c.Labels!['mcpx.config-hash']).not.toBe(hardenedContainerConfig(plan()).Labels!['mcpx.config-hash']);
   });
 
   it('gives a config hash that changes with the configuration and only then', () => {

@@ -17,6 +17,8 @@ const TMPFS_FLAGS = 'rw,noexec,nosuid,nodev';
 export interface ContainerPlan {
   workspace: string;
   workspaceUid: string;
+  /** The gateway that owns the container (label mcpx.gateway). */
+  gatewayId?: string;
   server: ServerSpec;
   resources: ResourceSpec;
   isolation: 'standard' | 'gvisor';
@@ -26,6 +28,8 @@ export interface ContainerPlan {
   volumeName: string;
   /** A workspace network to join; undefined means no network at all (loopback only). */
   networkName?: string;
+  /** The workspace's egress proxy (http://address:port), told to the servers in HTTP_PROXY/HTTPS_PROXY. */
+  proxyUrl?: string;
   apiEndpoint: string;
   /**
    * Start through the gateway's launcher (package servers): secrets then travel over stdin at start and never
@@ -39,16 +43,23 @@ export interface ContainerPlan {
 }
 
 export const SECRETS_DIR = '/run/secrets';
+/** What proxy-aware clients read; both spellings, since libraries disagree on case. */
+export function proxyEnv(proxyUrl: string): Record<string, string> {
+  const noProxy = 'localhost,127.0.0.1,::1';
+  return { HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl, http_proxy: proxyUrl, https_proxy: proxyUrl, NO_PROXY: noProxy, no_proxy: noProxy };
+}
 
 export function containerName(workspace: string, server: string): string {
   return `mcpx-${workspace}-${server}`;
 }
 
-/** The container's environment is exactly this: the spec's plain env and the gateway's four variables. */
+/** The container's environment is exactly this: the spec's plain env, the proxy settings and the gateway's variables. */
 export function containerEnv(plan: ContainerPlan): string[] {
   const env: Record<string, string> = {
     ...plan.server.env,
     ...(plan.launcher ? {} : plan.secretEnv),
+    // The gateway's proxy settings win over the spec's: there is no other way out anyway.
+    ...(plan.proxyUrl ? proxyEnv(plan.proxyUrl) : {}),
     WORKSPACE_ID: plan.workspace,
     CONTAINER_ID: containerName(plan.workspace, plan.server.name),
     MCPX_API_ENDPOINT: plan.apiEndpoint,
@@ -82,6 +93,10 @@ export function hardenedContainerConfig(plan: ContainerPlan): Docker.ContainerCr
     Mounts: [{ Type: 'volume', Source: plan.volumeName, Target: WORKSPACE_MOUNT, ReadOnly: false }],
     Binds: [],
     NetworkMode: plan.networkName ?? 'none',
+    // A workspace network is IPv4 only: no link-local IPv6 path to the host either (the firewall drops it as well).
+    ...(plan.networkName ? { Sysctls: { 'net.ipv6.conf.all.disable_ipv6': '1' } } : {}),
+    // Names resolve at the proxy, never in the container: a lookup there fails, and fails fast.
+    ...(plan.networkName ? { DnsOptions: ['timeout:1', 'attempts:1'] } : {}),
     IpcMode: 'private',
     RestartPolicy: { Name: 'no' },
     // stdout carries the protocol and may carry secrets: the engine must not keep a copy. stderr is kept by the gateway.
@@ -111,6 +126,7 @@ export function hardenedContainerConfig(plan: ContainerPlan): Docker.ContainerCr
       [LABELS.workspace]: plan.workspace,
       [LABELS.workspaceUid]: plan.workspaceUid,
       [LABELS.server]: plan.server.name,
+      ...(plan.gatewayId ? { [LABELS.gateway]: plan.gatewayId } : {}),
     },
     HostConfig: hostConfig,
   };
