@@ -295,6 +295,17 @@ describe('raw 2026-07-28 requests', () => {
     expect(called.body.error?.message).toMatch(/viewer/);
   });
 
+  it('records 2026 requests in the audit trail', async () => {
+    const good = request('tools/call', { name: 'everything__echo', arguments: { message: 'audited' } });
+    expect((await post(MULTI, good, modernHeaders(good))).status).toBe(200);
+    const discover = request('server/discover');
+    expect((await post(MULTI, discover, modernHeaders(discover))).status).toBe(200);
+    type Entry = { method?: string; actor?: string; target?: string; server?: string; outcome?: string; argsHash?: string };
+    const trail = (await gw.api<Entry[]>('GET', `/api/v1/audit?workspace=${MULTI}&kind=mcp`, owner)).body;
+    expect(trail).toContainEqual(expect.objectContaining({ method: 'tools/call', actor: 'alice', server: 'everything', outcome: 'ok', argsHash: expect.any(String) as string }));
+    expect(trail.filter((e) => e.method === 'server/discover').length).toBeGreaterThan(0);
+  });
+
   it('answers a missing resource with -32602 and the URI', async () => {
     const body = request('resources/read', { uri: 'demo://nowhere/at-all' });
     const r = await post(MULTI, body, modernHeaders(body));

@@ -6,7 +6,7 @@ import { RPC } from './json-rpc.js';
 import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from './json-rpc.js';
 import { inputRequest, missingCapabilities } from './modern-era.js';
 import { CancelledError } from './workspace-router.js';
-import type { ClientSink, Session, WorkspaceRouter } from './workspace-router.js';
+import type { ClientSink, RequestNote, Session, WorkspaceRouter } from './workspace-router.js';
 
 type Params = Record<string, unknown>;
 const isObject = (v: unknown): v is Params => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -30,6 +30,8 @@ export class Exchange {
   private waiter: (() => void) | undefined;
   private seq = 0;
   readonly sink: ClientSink = { send: (m) => this.onMessage(m) };
+  /** What the router decided about the request (server, target, guardrails), for the audit trail. */
+  readonly note: RequestNote = { decision: 'allow' };
 
   constructor(
     private readonly router: Pick<WorkspaceRouter, 'request' | 'response' | 'release'>,
@@ -41,7 +43,7 @@ export class Exchange {
   ) {}
 
   begin(msg: JsonRpcRequest): void {
-    void this.router.request(this.session, msg, this.sink).then(
+    void this.router.request(this.session, msg, this.sink, this.note).then(
       (response) => this.settle(response),
       // The router turns every failure but a cancellation into a JSON-RPC error; anything else is a bug there.
       (err: unknown) =>

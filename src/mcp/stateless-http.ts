@@ -26,7 +26,8 @@ import {
 } from './modern-era.js';
 import type { Envelope } from './modern-era.js';
 import type { Caller } from './streamable-http.js';
-import type { WorkspaceRouter } from './workspace-router.js';
+import { RATE_LIMITED } from './workspace-router.js';
+import type { RequestNote, WorkspaceRouter } from './workspace-router.js';
 
 export interface StatelessDeps {
   router: WorkspaceRouter;
@@ -116,8 +117,16 @@ export function createStatelessHttp(deps: StatelessDeps) {
     res.on('close', () => clearInterval(timer));
   };
 
+  /** One line of the audit trail per request answered (each MRTR leg is a request of its own). */
+  const auditor = (caller: Caller, msg: JsonRpcRequest, note: RequestNote) => {
+    const started = process.hrtime.bigint();
+    return (outcome: string) =>
+      caller.audit?.({ method: msg.method, note, latencyMs: Number(process.hrtime.bigint() - started) / 1e6, outcome, arguments: msg.params?.arguments });
+  };
+
   /** Answers one leg of an exchange: the final result, or `input_required` with the exchange parked for the retry. */
   const serve = async (exchange: Exchange, res: ServerResponse, msg: JsonRpcRequest, caller: Caller): Promise<void> => {
+    const record = auditor(caller, msg, exchange.note);
     const responder = new PostResponder(res, {}, SSE_HEADERS);
     exchange.attach(responder);
     let settled = false;
@@ -128,6 +137,7 @@ export function createStatelessHttp(deps: StatelessDeps) {
     const outcome = await exchange.next();
     settled = true;
     exchange.attach(undefined);
+    record(outcome.kind === 'final' ? (outcome.response.error ? `error:${outcome.response.error.code}` : 'ok') : outcome.kind === 'input' ? 'input_required' : outcome.kind === 'cancelled' ? 'cancelled' : `error:${MODERN_ERROR.missingRequiredClientCapability}`);
     switch (outcome.kind) {
       case 'cancelled':
         responder.finish(undefined);
@@ -163,6 +173,12 @@ export function createStatelessHttp(deps: StatelessDeps) {
       }
       case 'final': {
         const r = outcome.response;
+        if (r.error?.code === RATE_LIMITED && !res.headersSent) {
+          // The per-server concurrency cap: an HTTP-level "try again", with the code the revision allows.
+          const retry = isObject(r.error.data) && typeof r.error.data.retryAfter === 'number' ? r.error.data.retryAfter : 1;
+          writeRpcError(res, 429, modernError(r.error, msg.method, msg.params), msg.id, { 'retry-after': String(retry) });
+          return;
+        }
         if (r.error) {
           const error = modernError(r.error, msg.method, msg.params);
           responder.finish({ jsonrpc: '2.0', id: msg.id, error }, inBandStatus(error.code));
@@ -177,15 +193,18 @@ export function createStatelessHttp(deps: StatelessDeps) {
   const request = async (res: ServerResponse, msg: JsonRpcRequest, envelope: Envelope, caller: Caller): Promise<void> => {
     if (!MODERN_METHODS.has(msg.method)) {
       writeRpcError(res, 404, { code: RPC.methodNotFound, message: `Method not found: ${msg.method} is not a method of protocol revision ${MODERN_PROTOCOL_VERSION}` }, msg.id);
+      auditor(caller, msg, { decision: 'allow' })(`error:${RPC.methodNotFound}`);
       return;
     }
     if (msg.method === 'server/discover') {
       const body = JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: discover(caller) } satisfies JsonRpcResponse);
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+      auditor(caller, msg, { decision: 'allow' })('ok');
       return;
     }
     if (msg.method === 'subscriptions/listen') {
       listen(res, msg);
+      auditor(caller, msg, { decision: 'allow' })('ok');
       return;
     }
     const params = msg.params;
