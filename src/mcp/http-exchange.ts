@@ -40,6 +40,10 @@ export class SseStream implements ClientSink {
 export class PostResponder implements ClientSink {
   private sse: SseStream | undefined;
   private done = false;
+  /** True once anything was sent: the status line is then decided. */
+  get started(): boolean {
+    return this.sse !== undefined || this.done;
+  }
   constructor(
     private readonly res: ServerResponse,
     private readonly headers: Record<string, string>,

@@ -1,90 +1,18 @@
 // MCP Streamable HTTP (2025-03-26 .. 2025-11-25) on /mcp/{workspace}: sessions bound to the token's user,
 // header checks, JSON answers that turn into SSE only when a request needs a stream, GET and DELETE.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { accepts, parseJsonBody, PostResponder, readBody, SseStream, writeRpcError } from './http-exchange.js';
 import { classify, RPC } from './json-rpc.js';
-import type { JsonRpcId, JsonRpcMessage, JsonRpcResponse } from './json-rpc.js';
+import type { JsonRpcId } from './json-rpc.js';
 import { CancelledError, RATE_LIMITED, SUPPORTED_PROTOCOL_VERSIONS } from './workspace-router.js';
-import type { ClientSink, RequestNote, Role, Session, WorkspaceRouter } from './workspace-router.js';
+import type { RequestNote, Role, Session, WorkspaceRouter } from './workspace-router.js';
 
 export const SESSION_HEADER = 'mcp-session-id';
 export const VERSION_HEADER = 'mcp-protocol-version';
 
-/** Text/event-stream writer for one HTTP response. */
-export class SseStream implements ClientSink {
-  private open = true;
-  constructor(
-    private readonly res: ServerResponse,
-    headers: Record<string, string> = {},
-  ) {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', ...headers });
-    res.flushHeaders();
-    res.on('close', () => {
-      this.open = false;
-    });
-  }
-  get isOpen(): boolean {
-    return this.open;
-  }
-  send(message: JsonRpcMessage): boolean {
-    if (!this.open) return false;
-    this.res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
-    return true;
-  }
-  end(): void {
-    if (!this.open) return;
-    this.open = false;
-    this.res.end();
-  }
-}
-
-/** The answer to one POSTed request: plain JSON unless something must be sent before it, then SSE. */
-class PostResponder implements ClientSink {
-  private sse: SseStream | undefined;
-  private done = false;
-  /** True once anything was sent: the status line is then decided. */
-  get started(): boolean {
-    return this.sse !== undefined || this.done;
-  }
-  constructor(
-    private readonly res: ServerResponse,
-    private readonly headers: Record<string, string>,
-  ) {}
-  send(message: JsonRpcMessage): boolean {
-    if (this.done || this.res.destroyed) return false;
-    this.sse ??= new SseStream(this.res, this.headers);
-    return this.sse.send(message);
-  }
-  finish(response: JsonRpcResponse | undefined): void {
-    if (this.done) return;
-    this.done = true;
-    if (this.sse) {
-      if (response) this.sse.send(response);
-      this.sse.end();
-      return;
-    }
-    if (this.res.destroyed) return;
-    if (!response) {
-      this.res.writeHead(204, this.headers).end();
-      return;
-    }
-    const body = JSON.stringify(response);
-    this.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...this.headers });
-    this.res.end(body);
-  }
-}
-
 function rpcError(res: ServerResponse, status: number, code: number, message: string, id: JsonRpcId | null = null, headers: Record<string, string> = {}): void {
-  const body = JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } });
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
-  res.end(body);
+  writeRpcError(res, status, { code, message }, id, headers);
 }
-
-const accepts = (req: IncomingMessage, type: string) => {
-  const accept = req.headers.accept ?? '';
-  return accept.includes(type) || accept.includes('*/*');
-};
-
-const decoder = new TextDecoder('utf-8', { fatal: true });
 
 export interface StreamableDeps {
   router: WorkspaceRouter;
@@ -111,32 +39,6 @@ export interface Caller {
 
 export function createStreamableHttp(deps: StreamableDeps) {
   const { router } = deps;
-
-  const readBody = (req: IncomingMessage): Promise<Buffer | 'too_large'> =>
-    new Promise((resolve, reject) => {
-      if (Number(req.headers['content-length'] ?? 0) > deps.maxBodyBytes) {
-        req.resume();
-        resolve('too_large');
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let over = false;
-      req.on('data', (c: Buffer) => {
-        if (over) return;
-        size += c.length;
-        if (size > deps.maxBodyBytes) {
-          over = true;
-          resolve('too_large');
-          return;
-        }
-        chunks.push(c);
-      });
-      req.on('end', () => {
-        if (!over) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-      });
-      req.on('error', reject);
-    });
 
   /** The session a request names, with the checks of the contract: missing 400, unknown or foreign 404. */
   const sessionFor = (req: IncomingMessage, res: ServerResponse, caller: Caller, id: JsonRpcId | null): Session | undefined => {
@@ -169,26 +71,17 @@ export function createStreamableHttp(deps: StreamableDeps) {
       rpcError(res, 415, RPC.invalidRequest, 'Unsupported Media Type: Content-Type must be application/json');
       return;
     }
-    const raw = await readBody(req);
+    const raw = await readBody(req, deps.maxBodyBytes);
     if (raw === 'too_large') {
       rpcError(res, 413, RPC.invalidRequest, `Content Too Large: the body exceeds ${deps.maxBodyBytes} bytes`);
       return;
     }
-    let text: string;
-    try {
-      text = decoder.decode(raw);
-    } catch {
-      rpcError(res, 400, RPC.parseError, 'Parse error: the body is not valid UTF-8');
+    const body = parseJsonBody(raw);
+    if (!body.ok) {
+      rpcError(res, 400, RPC.parseError, body.reason);
       return;
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      rpcError(res, 400, RPC.parseError, 'Parse error: the body is not valid JSON');
-      return;
-    }
-    const c = classify(parsed);
+    const c = classify(body.value);
     if (c.kind === 'invalid') {
       rpcError(res, 400, RPC.invalidRequest, `Invalid Request: ${c.reason}`, c.id ?? null);
       return;
