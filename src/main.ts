@@ -1,5 +1,6 @@
 // Wiring only: builds every domain from one parsed config and starts the HTTP server.
-import { mkdirSync, chmodSync, writeFileSync } from 'node:fs';
+import { mkdirSync, chmodSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { AUDIT_HEAD_FILE, createAuditLog } from './audit/index.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -53,7 +54,25 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   const dataDir = prepareDataDir(config.dataDir);
   const db = openDatabase(join(dataDir, 'mcpx.db'));
   const headFile = join(dataDir, AUDIT_HEAD_FILE);
-  const audit = createAuditLog(db, (head) => writeFileSync(headFile, JSON.stringify(head), { mode: 0o600 }));
+  // The head file is written off the request path: one write in flight at most, the newest head wins.
+  let headPending: string | undefined;
+  let headWriting: Promise<void> | undefined;
+  const writeHead = (): Promise<void> => {
+    if (headWriting || headPending === undefined) return headWriting ?? Promise.resolve();
+    const text = headPending;
+    headPending = undefined;
+    headWriting = writeFile(headFile, text, { mode: 0o600 })
+      .catch((err: unknown) => logger.error({ err }, 'could not write the audit head file'))
+      .finally(() => {
+        headWriting = undefined;
+        void writeHead();
+      });
+    return headWriting;
+  };
+  const audit = createAuditLog(db, (head) => {
+    headPending = JSON.stringify(head);
+    void writeHead();
+  });
   // Every lifecycle and security event also enters the tamper-evident trail.
   const store = createWorkspaceStore(db, {
     onEvent: (workspace, e) => audit.append({ kind: 'event', workspace, method: e.type, ...(e.server ? { server: e.server } : {}), ...(e.detail ? { detail: e.detail } : {}) }),
@@ -218,6 +237,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         clearInterval(sweeper);
         await manager.shutdown();
         audit.flush();
+        while (headWriting || headPending !== undefined) await writeHead();
         db.close();
       })();
       return closing;
