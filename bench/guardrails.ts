@@ -11,7 +11,6 @@ import { loadOrCreateSigningKey, signToken } from '../src/auth/index.js';
 import { loadGatewayConfig } from '../src/config/index.js';
 import { startGateway } from '../src/main.js';
 import { checkLimits, createSchemaValidator, DEFAULT_LIMITS, findForbiddenName, mayCall } from '../src/policy/index.js';
-import type { AccessPolicy } from '../src/policy/index.js';
 import { latencyStats, median } from './measure.js';
 
 const quick = process.argv.includes('--quick');
@@ -77,7 +76,8 @@ async function main(): Promise<void> {
     const rounds: { on: number[]; off: number[] }[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       const samples = { on: [] as number[], off: [] as number[] };
-      for (const key of (r % 2 ? ['off', 'on'] : ['on', 'off'])) {
+      const order: ('on' | 'off')[] = r % 2 ? ['off', 'on'] : ['on', 'off'];
+      for (const key of order) {
         await use(key === 'on' ? ON : OFF);
         for (let i = 0; i < 50; i++) await call(i);
         for (let i = 0; i < CALLS / ROUNDS; i++) {
