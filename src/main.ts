@@ -57,8 +57,11 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   // The head file is written off the request path: one write in flight at most, the newest head wins.
   let headPending: string | undefined;
   let headWriting: Promise<void> | undefined;
+  let headWrittenAt = 0;
+  let headTimer: NodeJS.Timeout | undefined;
   const writeHead = (): Promise<void> => {
     if (headWriting || headPending === undefined) return headWriting ?? Promise.resolve();
+    headWrittenAt = Date.now();
     const text = headPending;
     headPending = undefined;
     headWriting = writeFile(headFile, text, { mode: 0o600 })
@@ -71,7 +74,14 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   };
   const audit = createAuditLog(db, (head) => {
     headPending = JSON.stringify(head);
-    void writeHead();
+    // At most one write a second: it is a file write, and it is only there to notice a cut-off tail.
+    const wait = headWrittenAt + 1000 - Date.now();
+    if (wait <= 0) void writeHead();
+    else
+      headTimer ??= setTimeout(() => {
+        headTimer = undefined;
+        void writeHead();
+      }, wait).unref();
   });
   // Every lifecycle and security event also enters the tamper-evident trail.
   const store = createWorkspaceStore(db, {
@@ -237,6 +247,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         clearInterval(sweeper);
         await manager.shutdown();
         audit.flush();
+        clearTimeout(headTimer);
         while (headWriting || headPending !== undefined) await writeHead();
         db.close();
       })();

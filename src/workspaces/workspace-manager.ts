@@ -562,11 +562,12 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   // ---- hibernation ---------------------------------------------------------------------------------------
 
   /** Stops an idle workspace's processes; containers, volume and state stay for a fast wake-up. */
-  const hibernate = async (ws: WorkspaceState, idleMs: number) => {
+  const hibernate = async (ws: WorkspaceState, idleMs: number, force = false) => {
     if (ws.deleting || ws.hibernating || ws.active > 0 || store.getByUid(ws.uid)?.status !== 'ready') return;
+    // Judged idle when queued; still idle now? (A create or a request may have finished in between.)
+    const after = durationMs(ws.spec.hibernate.after);
+    if (!force && (after === undefined || Date.now() - ws.lastActive < after)) return;
     ws.hibernating = true;
-    setStatus(ws, 'hibernating');
-    event(ws, 'workspace_hibernated', undefined, { idleMs });
     await Promise.all(
       [...ws.servers.values()].map(async (st) => {
         st.stopping = true;
@@ -583,6 +584,9 @@ export function createWorkspaceManager(deps: ManagerDeps) {
         st.stopping = false;
       }),
     );
+    // Reported once every process has stopped.
+    setStatus(ws, 'hibernating');
+    event(ws, 'workspace_hibernated', undefined, { idleMs });
   };
 
   const wake = (ws: WorkspaceState): Promise<void> => {
@@ -832,7 +836,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     async hibernateNow(workspace: string): Promise<boolean> {
       const ws = byName.get(workspace);
       if (!ws) return false;
-      await enqueue(ws, 'hibernate', () => hibernate(ws, Date.now() - ws.lastActive));
+      await enqueue(ws, 'hibernate', () => hibernate(ws, Date.now() - ws.lastActive, true));
       return ws.hibernating;
     },
 
