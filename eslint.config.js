@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '**/node_modules/**', 'web/**', 'bin/**', '.mcpx/**', 'eslint.config.js', 'test/fixtures/**'] },
+  { ignores: ['dist/**', 'node_modules/**', '**/node_modules/**', 'web/**', 'bin/**', '.mcpx/**', 'eslint.config.js', 'test/fixtures/**', '.dev/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

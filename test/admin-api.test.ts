@@ -88,7 +88,7 @@ describe('spec errors', () => {
     ['a bad name', { name: 'Bad Name', servers: [{ name: 'a', package: 'x' }] }, 'name:'],
     ['negative memory', { name: 'it-bad', servers: [{ name: 'a', package: 'x' }], resources: { memory: -1 } }, 'resources.memory:'],
     ['a bind mount', { name: 'it-bad', servers: [{ name: 'a', package: 'x', mounts: ['/:/host'] }] }, 'servers[0].mounts: unknown key "mounts"'],
-    ['an egress allowlist (not yet supported)', { name: 'it-bad', servers: [{ name: 'a', package: 'x' }], network: { egress: ['example.com:443'] } }, 'network:'],
+    ['an egress entry without a port', { name: 'it-bad', servers: [{ name: 'a', package: 'x' }], network: { egress: ['example.com'] } }, 'network'],
   ];
   it.each(cases)('refuses %s with a problem naming the field', async (_what, spec, field) => {
     const r = await gw.api<{ status: number; title: string; detail: string; errors: string[] }>('POST', '/api/v1/workspaces', alice, spec);
