@@ -2,7 +2,7 @@
 // the end of docs/benchmarks.md (between markers; the rest of the file is left as it is).
 // Traffic goes only to loopback and to containers this run starts; every loop is bounded.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Docker from 'dockerode';
 import { pino } from 'pino';
@@ -101,7 +101,9 @@ async function main(): Promise<void> {
   const runs = quick ? 3 : 10;
   const engine = await new Docker().version();
   console.error(`cold start per tier: ${runs} runs each`);
+  const loadBefore = loadavg()[0]!;
   const results = await coldStarts(runs);
+  const loadAfter = loadavg()[0]!;
   const base = results[0]!.median;
   const rows = TIERS.map((t, i) => {
     const s = results[i]!;
@@ -116,7 +118,8 @@ ${engine.Version}). One workspace with one Node server (\`@modelcontextprotocol/
 \`POST /api/v1/workspaces\` and polled every 5 ms until \`ready\` (the server answered the MCP handshake), then deleted;
 the tiers are interleaved run by run after one warm-up run each (warm image cache). Every run includes making the
 workspace's ext4 quota image, its loop device and volume. The egress row also includes the workspace network, its
-firewall rules and its egress proxy.
+firewall rules and its egress proxy. One-minute load average: ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after
+(2 cores; above 1 means something else was running).
 
 | tier | runs | median | p10 | p90 | min | max | median vs standard |
 |---|---:|---:|---:|---:|---:|---:|---:|
