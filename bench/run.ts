@@ -395,7 +395,16 @@ ${latency}
     removeGateway();
   }
   if (doc !== undefined) {
-    writeFileSync(join(REPO, 'docs/benchmarks.md'), doc);
+    // Sections written by the other bench scripts (between their markers) are kept as they are.
+    const file = join(REPO, 'docs/benchmarks.md');
+    let previous = '';
+    try {
+      previous = readFileSync(file, 'utf8');
+    } catch {
+      // first run
+    }
+    const kept = [...previous.matchAll(/<!-- ([a-z-]+):start -->[\s\S]*?<!-- \1:end -->/g)].map((m) => m[0]);
+    writeFileSync(file, [doc.trimEnd(), ...kept].join('\n\n') + '\n');
     log('wrote docs/benchmarks.md');
   }
 }
