@@ -109,6 +109,7 @@ describe('resource exhaustion stays inside', () => {
     expect(seen.failures).toEqual([]);
     expect(seen.slowestMs).toBeLessThan(2_000);
     const plain = await attemptUnhardened<{ cores: number }>(image, 'spin_cpu', { seconds: 3, threads: 2 });
-    expect(plain.cores).toBeGreaterThan(0.9);
+    // Well above the 0.5 limit even when other work shares the two cores (0.9+ on an idle machine).
+    expect(plain.cores).toBeGreaterThan(0.75);
   });
 });
