@@ -14,7 +14,7 @@
 // killed without unwinding removes its containers, volumes and loop devices (found by this gateway's id) on exit.
 // `--quick`: small numbers, no cold-cache run (`--cold` forces it). `--no-wait`: do not wait for a quiet machine.
 // `--hibernate-after=<duration>`: part 2's idle time (default 1s); `--sweep-every-ms=<n>`: the gateway's idle sweep
-// interval (default the gateway's 5 s). Both for trials.
+// interval (default the gateway's 5 s); `--registered=<n>`: part 2's target. All three for trials.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -47,9 +47,12 @@ const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const RUN = randomBytes(3).toString('hex');
 
-const PLAN = quick
+const PLAN_BASE = quick
   ? { steps: [5, 10], createConcurrency: 4, latencyCalls: 100, registered: 20, registerConcurrency: 6, wakeRuns: 3, expiredWakeRuns: 2, part1BudgetMs: 4 * 60_000, part2BudgetMs: 3 * 60_000, totalBudgetMs: 12 * 60_000 }
   : { steps: [25, 50, 100, 150, 200], createConcurrency: 4, latencyCalls: 300, registered: 2000, registerConcurrency: 6, wakeRuns: 10, expiredWakeRuns: 5, part1BudgetMs: 8 * 60_000, part2BudgetMs: 10 * 60_000, totalBudgetMs: 25 * 60_000 };
+/** `--registered=<n>`: part 2's target (trials). */
+const REGISTERED = Number(process.argv.find((a) => a.startsWith('--registered='))?.slice('--registered='.length) ?? NaN);
+const PLAN = { ...PLAN_BASE, ...(Number.isInteger(REGISTERED) && REGISTERED > 0 ? { registered: REGISTERED } : {}) };
 /** Stop adding workspaces below this much available host memory. */
 const MIN_AVAILABLE = 3 * GiB;
 
@@ -575,6 +578,7 @@ interface RegisterSample {
   dockerdRss: number;
   createP50: number;
   hibernateP50: number;
+  others: number;
 }
 
 interface RegisterResult {
@@ -592,7 +596,7 @@ interface RegisterResult {
   hibernateMs: Pct;
   failures: string[];
   sleptAtReady: string[];
-  wakes: { name: string; connectMs: number; callMs: number; eventMs: number | undefined; answered: boolean; phases: WakePhases | undefined }[];
+  wakes: { name: string; connectMs: number; callMs: number; eventMs: number | undefined; answered: boolean; phases: WakePhases | undefined; sequence: string }[];
   diskBytes: number;
 }
 
@@ -626,6 +630,7 @@ async function registered(b: Bench, budgetMs: number): Promise<RegisterResult> {
       dockerdRss: processesNamed('dockerd').reduce((a, p) => a + p.rss, 0),
       createP50: median(recentCreate.splice(0)),
       hibernateP50: median(recentHibernate.splice(0)),
+      others: otherRuns().length,
     });
     const s = samples.at(-1)!;
     log(`registered ${s.registered} in ${s.seconds.toFixed(0)} s: rss ${fmib(s.rss)} heap ${fmib(s.heapUsed)}, running ${s.running}, create p50 ${fms(s.createP50)}, available ${fgib(s.available)}`);
@@ -658,11 +663,11 @@ async function registered(b: Bench, budgetMs: number): Promise<RegisterResult> {
         const hm = performance.now() - h0;
         hibernateMs.push(hm);
         recentHibernate.push(hm);
-        if (asleep) hibernated++;
         // The idle sweeper may have queued its own hibernation during the create: it ran first (negative idleMs).
         const slept = (await b.events(name)).find((e) => e.type === 'workspace_hibernated');
         const idle = slept?.detail?.idleMs;
         if (typeof idle === 'number' && idle < 0) sleptAtReady.push(`${name}: hibernated by the idle sweeper at ready, event idleMs ${idle}`);
+        else if (asleep) hibernated++;
       }
       done.push(name);
       if (done.length >= nextSample) {
@@ -717,8 +722,10 @@ async function registered(b: Bench, budgetMs: number): Promise<RegisterResult> {
       if (s) await closeSession(s);
     }
     const woken = (await b.events(name, before)).find((e) => e.type === 'workspace_woken');
-    const phases = wakePhases(await b.events(name, before));
-    wakes.push({ name, connectMs, callMs, eventMs: typeof woken?.detail?.ms === 'number' ? woken.detail.ms : undefined, answered, phases });
+    const after = await b.events(name, before);
+    const phases = wakePhases(after);
+    const sequence = after.map((e) => e.type).join(' → ');
+    wakes.push({ name, connectMs, callMs, eventMs: typeof woken?.detail?.ms === 'number' ? woken.detail.ms : undefined, answered, phases, sequence });
   }
   let diskBytes = NaN;
   try {
@@ -935,11 +942,11 @@ function render(r: Report): string {
         `available ${fgib(d.baseline.available)}, dockerd RSS ${fmib(d.baseline.dockerdRss)}.`,
     );
     L.push('');
-    L.push('| running | create-to-ready p50 / p90 (step) | gateway RSS | gateway heap | container memory p50 (rss) | max | containers total | host available | dockerd RSS | shims (RSS) | read_graph p50 | p90 | p99 | max | load 1 min |');
-    L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    L.push('| running | create-to-ready p50 / p90 (step) | gateway RSS | gateway heap | container memory p50 (rss) | max | containers total | host available | dockerd RSS | shims (RSS) | read_graph p50 | p90 | p99 | max | load 1 min | other runs |');
+    L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const s of d.steps) {
       L.push(
-        `| ${s.n} | ${fms(s.createMs.p50)} / ${fms(s.createMs.p90)} (${s.createdInStep} in ${s.stepCreateSeconds.toFixed(0)} s) | ${fmib(s.gateway.rss)} | ${fmib(s.gateway.heapUsed)} | ${fmib(s.containers.usage.p50)} (${fmib(s.containers.rss.p50)}) | ${fmib(s.containers.usage.max)} | ${fgib(s.containers.total)} | ${fgib(s.host.available)} | ${fmib(s.host.dockerdRss)} | ${s.host.shims} (${fmib(s.host.shimsRss)}) | ${fms1(s.latency.p50)} | ${fms1(s.latency.p90)} | ${fms1(s.latency.p99)} | ${fms1(s.latency.max)} | ${s.load[0]!.toFixed(2)} |`,
+        `| ${s.n} | ${fms(s.createMs.p50)} / ${fms(s.createMs.p90)} (${s.createdInStep} in ${s.stepCreateSeconds.toFixed(0)} s) | ${fmib(s.gateway.rss)} | ${fmib(s.gateway.heapUsed)} | ${fmib(s.containers.usage.p50)} (${fmib(s.containers.rss.p50)}) | ${fmib(s.containers.usage.max)} | ${fgib(s.containers.total)} | ${fgib(s.host.available)} | ${fmib(s.host.dockerdRss)} | ${s.host.shims} (${fmib(s.host.shimsRss)}) | ${fms1(s.latency.p50)} | ${fms1(s.latency.p90)} | ${fms1(s.latency.p99)} | ${fms1(s.latency.max)} | ${s.load[0]!.toFixed(2)} | ${s.others} |`,
       );
     }
     const last = d.steps.at(-1);
@@ -988,12 +995,12 @@ function render(r: Report): string {
         `The quota images of the registered workspaces take ${fmib(g.diskBytes)} on disk.`,
     );
     L.push('');
-    L.push('| registered | elapsed | rate since previous row | create p50 (since previous row) | gateway RSS | gateway heap | gateway fds | running containers (being created or just killed) | dockerd RSS | host available |');
-    L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    L.push('| registered | elapsed | rate since previous row | create p50 (since previous row) | gateway RSS | gateway heap | gateway fds | running containers (being created or just killed) | dockerd RSS | host available | other runs |');
+    L.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     let prev = { registered: 0, seconds: 0 };
     for (const s of g.samples) {
       const rate = (s.registered - prev.registered) / Math.max(0.001, s.seconds - prev.seconds);
-      L.push(`| ${s.registered} | ${s.seconds.toFixed(0)} s | ${rate.toFixed(2)}/s | ${fms(s.createP50)} | ${fmib(s.rss)} | ${fmib(s.heapUsed)} | ${s.fds} | ${s.running} | ${fmib(s.dockerdRss)} | ${fgib(s.available)} |`);
+      L.push(`| ${s.registered} | ${s.seconds.toFixed(0)} s | ${rate.toFixed(2)}/s | ${fms(s.createP50)} | ${fmib(s.rss)} | ${fmib(s.heapUsed)} | ${s.fds} | ${s.running} | ${fmib(s.dockerdRss)} | ${fgib(s.available)} | ${s.others} |`);
       prev = s;
     }
     const xs = g.samples.map((s) => s.registered);
@@ -1028,7 +1035,8 @@ function render(r: Report): string {
             .map(
               (x) =>
                 `${x.name}: ${x.answered ? 'answered' : '**not answered**'}, event ${x.eventMs ?? '–'} ms, connect ${fms(x.connectMs)} + call ${fms(x.callMs)}` +
-                (x.phases ? ` (container adopted at ${fms(x.phases.adopted)}, started ${fms(x.phases.started)}, initialized ${fms(x.phases.initialized)})` : ''),
+                (x.phases ? ` (container adopted at ${fms(x.phases.adopted)}, started ${fms(x.phases.started)}, initialized ${fms(x.phases.initialized)})` : '') +
+                ` [events: ${x.sequence}]`,
             )
             .join('; ') +
           '.',
@@ -1115,6 +1123,12 @@ function render(r: Report): string {
     '- Noise: one run on a shared 2-core VM; the latency percentiles of one step rest on a few hundred calls (p99 is the 3rd largest of 300), so one scheduling hiccup (a container\'s Node start-up, dockerd, a GC in the shared process) moves it. The bench client and the gateway share one event loop.',
   );
   L.push(
+    '- "other runs": processes of other `vitest` or `bench/` runs (`pgrep -f`, node/npm ones, without this run) at that measuring point; they share the 2 cores and the Docker Engine with this run.',
+  );
+  L.push(
+    "- The gateway's data directory is `$TMPDIR/bench-density-*`, not `$TMPDIR/mcpx-*`: the integration suites' global set-up and tear-down (`removeTestResources` → `detachTestLoops` in `test/helpers/docker.ts`) detach every loop device whose quota image lies under `$TMPDIR/mcpx-*/volumes/`, whoever owns it. In an earlier run with an `mcpx-` directory, a test run that started during part 2 detached the loop devices of the hibernating workspaces; their wake-ups then found no device, attached a new one and replaced the volume and the container (no `container_adopted`), which made them slower (reproduced alone: detach a hibernating workspace's loop device, let another file take its number, and the wake-up records `volume_replaced` and starts a new container; the data survives).",
+  );
+  L.push(
     "- Container memory is the cgroup's `memory.usage_in_bytes` (what Docker's memory limit counts, including page cache of the files the server read); `total_rss` is the anonymous memory of the Node process. Each running container also costs a `containerd-shim-runc-v2` process and some dockerd memory, which are outside the cgroup; the host's `MemAvailable` slope counts everything.",
   );
   L.push(
@@ -1146,7 +1160,10 @@ interface BenchGateway {
 }
 
 async function startBenchGateway(extra: { imageCacheTtlMs?: number } = {}): Promise<BenchGateway> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'mcpx-bench-density-'));
+  // Not "$TMPDIR/mcpx-*": the integration suites' global set-up and tear-down (test/helpers/docker.ts, detachTestLoops)
+  // detach every loop device on a quota image under that prefix, which would pull the disks from under this run's
+  // workspaces whenever a test run starts or ends on the machine.
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-density-'));
   const loaded = loadGatewayConfig({ port: 0, dataDir, ...extra }, {});
   if (!loaded.ok) throw new Error(loaded.errors.join('; '));
   const gateway = await startGateway(loaded.config, { logger: pino({ level: 'silent' }), ...(Number.isFinite(SWEEP_EVERY) ? { hibernation: { checkEveryMs: SWEEP_EVERY } } : {}) });
