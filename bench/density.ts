@@ -1134,9 +1134,9 @@ function render(r: Report): string {
   L.push(
     '- Part 2 uses `resources.disk: "16m"`: with the default 1 GiB the ext4 image of each workspace is sparse but mkfs writes a 32 MiB journal (33 MiB on disk per workspace measured with `du`), which is 66 GB for 2000 workspaces, more than this machine\'s free disk. Every registered workspace keeps a loop device attached while it hibernates.',
   );
-  if (r.reg && r.reg.sleptAtReady.length > 0) {
+  if (r.reg) {
     L.push(
-      "- Hibernated at `ready`: the gateway's idle sweeper (every 5 s) judges a workspace idle at its tick and queues the hibernation behind the workspace's operation in progress (here: its create); `hibernate()` in `src/workspaces/workspace-manager.ts` does not look at the idle time again when it finally runs. A workspace whose create takes longer than `hibernate.after` since the tick's idea of its last activity is therefore stopped a few milliseconds after it became `ready`, before any client could use it; its `workspace_hibernated` event then carries a negative `idleMs` (the sweeper's `now` is older than the `lastActive` set at `ready`).",
+      `- Hibernated at \`ready\` (this run: ${r.reg.sleptAtReady.length} of ${r.reg.registered}): the gateway's idle sweeper (every 5 s) judges a workspace idle at its tick, counting from its creation, and queues the hibernation behind the workspace's operation in progress (here: its create); \`hibernate()\` in \`src/workspaces/workspace-manager.ts\` does not look at the idle time again when it finally runs. A workspace whose create is still running \`hibernate.after\` after it began is therefore stopped a few milliseconds after it became \`ready\`, before any client could use it; its \`workspace_hibernated\` event carries a negative \`idleMs\` (the sweeper's \`now\` is older than the \`lastActive\` set at \`ready\`). How often depends on create time against \`hibernate.after\`: \`node --import tsx bench/density.ts --quick --no-wait --hibernate-after=1ms --registered=60\` had 25 of 60 (2026-11-25), and a run of this bench with a test suite loading the machine (create-to-ready p50 1.4 s, p90 2.3 s) had 201 of 2000.`,
     );
   }
   return `${START}\n${L.join('\n')}\n${END}\n`;
