@@ -1,7 +1,7 @@
-// Request latency and throughput of `tools/call` (the echo tool of server-everything) along six paths, every one
+// Request latency and throughput of `tools/call` (the echo tool of server-everything) along seven paths, every one
 // driven by the same client (the SDK 1.x Client): stdio, the attach bridge, mcp-proxy, supergateway, the gateway's
-// MCP endpoint, and an HTTP floor. Rows are measured in interleaved rounds so that drift on a noisy machine hits
-// every row alike.
+// MCP endpoint (with and without the audit trail), and an HTTP floor. Rows are measured in interleaved rounds so that
+// drift on a noisy machine hits every row alike.
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';

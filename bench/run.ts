@@ -65,23 +65,25 @@ async function until(check: () => Promise<boolean>, timeoutMs: number, everyMs =
 }
 
 /**
- * A gateway's start-up reconcile removes every workspace container that its own store does not know, so starting
- * one while another gateway (a test suite, another bench) runs against the same engine would destroy that one's
- * containers. Waits a bounded time for the engine to be free of them, else refuses to start.
+ * A gateway's start-up reconcile removes the workspace containers that carry no gateway id (made before ids
+ * existed) along with its own orphans, so starting the bench's gateway while such containers belong to a live run
+ * would destroy them. Waits a bounded time for them to go, else refuses to start. Containers labelled with another
+ * gateway's id are left alone by every reconcile and do not hold the bench up.
  */
 async function waitForQuietEngine(docker: Docker, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (let first = true; ; first = false) {
-    const others = await docker.listContainers({ all: true, filters: { label: ['mcpx.workspace'] } });
-    if (others.length === 0) return;
-    const names = others.map((c) => c.Names[0]?.replace(/^\//, '') ?? c.Id.slice(0, 12)).join(', ');
+    const all = await docker.listContainers({ all: true, filters: { label: ['mcpx.workspace'] } });
+    const unowned = all.filter((c) => c.Labels['mcpx.gateway'] === undefined);
+    if (unowned.length === 0) return;
+    const names = unowned.map((c) => c.Names[0]?.replace(/^\//, '') ?? c.Id.slice(0, 12)).join(', ');
     if (Date.now() > deadline || isInterrupted()) {
       throw new Error(
-        `mcpx workspace containers of another gateway are present (${names}); starting the bench's gateway would remove them. ` +
-          'Wait for the other run to finish (or remove leftovers of a crashed one with `docker rm -f`), then retry.',
+        `mcpx workspace containers without a gateway id are present (${names}); starting the bench's gateway would remove them. ` +
+          'Wait for the run that owns them to finish (or remove leftovers of a crashed one with `docker rm -f`), then retry.',
       );
     }
-    if (first) log(`waiting (at most ${timeoutMs / 1000} s) for other mcpx workspace containers to go: ${names}`);
+    if (first) log(`waiting (at most ${timeoutMs / 1000} s) for mcpx workspace containers without a gateway id to go: ${names}`);
     await new Promise((r) => setTimeout(r, 3000));
   }
 }
@@ -114,8 +116,9 @@ async function deleteWorkspace(gateway: Gateway, token: string, name: string): P
 }
 
 /**
- * Runs `attempt` again (at most `tries` times in all) after a failure, once the engine is free of other gateways'
- * workspaces: on a shared engine the usual cause is another gateway's start-up reconcile removing our container.
+ * Runs `attempt` again (at most `tries` times in all) after a failure, once no workspace container without a gateway
+ * id is left: on a shared engine the usual cause is another run removing our container (a gateway's start-up reconcile
+ * before gateway ids, or a test that cleans up by label).
  * Each discarded attempt is recorded for the report.
  */
 async function retried<T>(what: string, tries: number, docker: Docker, discarded: string[], attempt: () => Promise<T>): Promise<T> {
@@ -259,7 +262,7 @@ timed in the client from \`callTool()\` to its resolved, checked result; every r
   );
   lines.push('- (d) runs `supergateway --stateful`: its default (stateless) mode starts a new server process for every request. supergateway has no option for its listening address; the bench preloads a module that makes it bind 127.0.0.1.');
   lines.push('- `mcp-proxy` runs with its defaults apart from `--server stream --host 127.0.0.1`.');
-  for (const a of ctx.discarded) lines.push(`- Discarded and measured again: ${a.replaceAll('|', '\\|')}. (A gateway's start-up reconcile removes every workspace container its own store does not know, so another gateway or test suite starting on the same engine takes this run's container away.)`);
+  for (const a of ctx.discarded) lines.push(`- Discarded and measured again: ${a.replaceAll('|', '\\|')}.`);
   lines.push(`- Server identities seen by the client: ${rep.rows.map((r) => `(${r.key}) ${r.serverInfo}`).join('; ')}.`);
 
   if (rep.throughput.length > 0) {
@@ -286,9 +289,11 @@ Concurrent promises over one client (one session) per row. Each (row, in-flight)
 async function main(): Promise<void> {
   installInterruptHandlers();
   const runs = quick ? 5 : 10;
+  const rows: RowKey[] = ['b', 'e', 'g', 'a', 'c', 'd', 'f'];
+  const throughputRows: RowKey[] = ['a', 'b', 'c', 'd', 'e', 'g', 'f'];
   const plan: LatencyPlan = quick
-    ? { rows: ['b', 'e', 'g', 'a', 'c', 'd', 'f'], rounds: 3, callsPerRound: 300, warmupCalls: 300, rewarmCalls: 20, maxMsPerTurn: 30_000, throughputRows: ['a', 'b', 'c', 'd', 'e', 'g', 'f'], inFlight: [1, 8, 32], throughputRounds: 2, throughputMs: 500 }
-    : { rows: ['b', 'e', 'g', 'a', 'c', 'd', 'f'], rounds: 5, callsPerRound: 2000, warmupCalls: 2000, rewarmCalls: 50, maxMsPerTurn: 60_000, throughputRows: ['a', 'b', 'c', 'd', 'e', 'g', 'f'], inFlight: [1, 8, 32], throughputRounds: 3, throughputMs: 1000 };
+    ? { rows, rounds: 3, callsPerRound: 300, warmupCalls: 300, rewarmCalls: 20, maxMsPerTurn: 30_000, throughputRows, inFlight: [1, 8, 32], throughputRounds: 2, throughputMs: 500 }
+    : { rows, rounds: 5, callsPerRound: 2000, warmupCalls: 2000, rewarmCalls: 50, maxMsPerTurn: 60_000, throughputRows, inFlight: [1, 8, 32], throughputRounds: 3, throughputMs: 1000 };
   if (onlyRows) {
     const unknown = onlyRows.filter((k) => !(k in ROW_PATHS));
     if (unknown.length > 0) throw new Error(`--rows: unknown row ${unknown.join(', ')} (rows: ${Object.keys(ROW_PATHS).join(', ')})`);
@@ -412,10 +417,12 @@ ${latency}
 try {
   await main();
 } catch (err) {
-  console.error('bench failed:', err instanceof Error ? (err.stack ?? err.message) : err);
-  console.error(
-    'bench: if another mcpx gateway started against this Docker Engine during the run, its start-up reconcile removes this run\'s containers; run the bench alone.',
-  );
+  if (isInterrupted()) {
+    console.error('bench: interrupted; cleaned up, docs/benchmarks.md left alone');
+  } else {
+    console.error('bench failed:', err instanceof Error ? (err.stack ?? err.message) : err);
+    console.error("bench: if a server's container went away mid-run, another run on this Docker Engine most likely removed it; run the bench alone.");
+  }
   await cleanupAll();
-  process.exitCode = 1;
+  process.exitCode = isInterrupted() ? 130 : 1;
 }
