@@ -82,7 +82,15 @@ export function createWorkspaceStore(db: Db, hooks: { onEvent?(workspace: string
     events: db.prepare('SELECT id, type, at, server, detail FROM events WHERE workspace_uid = ? AND id > ? ORDER BY id'),
   };
 
+  // Roles are read on every MCP request; only this store writes the members table, so a per-workspace cache that
+  // each write to that workspace's members drops stays exact. Non-members are cached too (as null), bounded per
+  // workspace so that a flood of unknown subjects cannot grow it without limit.
+  const roleCache = new Map<string, Map<string, Role | null>>();
+  const ROLE_CACHE_PER_WORKSPACE = 4096;
+  const membersChanged = (uid: string) => roleCache.delete(uid);
+
   const syncMembers = (uid: string, owner: string, members: Record<string, Role>) => {
+    membersChanged(uid);
     q.clearMembers.run(uid);
     q.upsertMember.run(uid, owner, 'owner');
     for (const [user, role] of Object.entries(members)) {
@@ -125,18 +133,27 @@ export function createWorkspaceStore(db: Db, hooks: { onEvent?(workspace: string
       })();
     },
     remove(uid: string): void {
+      membersChanged(uid);
       q.remove.run(uid);
     },
     roleOf(uid: string, user: string): Role | undefined {
-      return (q.role.get(uid, user) as { role: Role } | undefined)?.role;
+      let users = roleCache.get(uid);
+      const cached = users?.get(user);
+      if (cached !== undefined) return cached ?? undefined;
+      const role = (q.role.get(uid, user) as { role: Role } | undefined)?.role;
+      if (!users || users.size >= ROLE_CACHE_PER_WORKSPACE) roleCache.set(uid, (users = new Map<string, Role | null>()));
+      users.set(user, role ?? null);
+      return role;
     },
     members(uid: string): { user: string; role: Role }[] {
       return q.members.all(uid) as { user: string; role: Role }[];
     },
     setMember(uid: string, user: string, role: Role): void {
+      membersChanged(uid);
       q.upsertMember.run(uid, user, role);
     },
     removeMember(uid: string, user: string): void {
+      membersChanged(uid);
       q.deleteMember.run(uid, user);
     },
     addEvent(uid: string, type: string, server?: string, detail?: Record<string, unknown>): EventRecord {
