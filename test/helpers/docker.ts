@@ -69,7 +69,8 @@ function detachTestLoops(): void {
   } catch {
     return;
   }
-  const prefix = join(tmpdir(), 'mcpx-');
+  // Only the suites' own data folders (helpers/gateway.ts tempDir): a bench or a local gateway keeps its devices.
+  const prefix = join(tmpdir(), 'mcpx-test-');
   for (const line of out.split('\n')) {
     const [device, file] = line.split(' ');
     if (!device || !file?.startsWith(prefix) || !file.includes('/volumes/')) continue;

@@ -16,7 +16,8 @@ export const PROBE_PACKAGE = `file:${join(REPO, 'test/fixtures/probe-server')}`;
 export const MALICIOUS_PACKAGE = `file:${join(REPO, 'test/fixtures/malicious-server')}`;
 
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `mcpx-${prefix}-`));
+  // `mcpx-test-`: the suites' clean-up detaches loop devices of quota images under such folders only.
+  return mkdtempSync(join(tmpdir(), `mcpx-test-${prefix}-`));
 }
 
 export async function tokenFor(dataDir: string, sub: string, admin = false): Promise<string> {
