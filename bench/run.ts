@@ -111,6 +111,15 @@ function trackWorkspace(gateway: Gateway, token: string, name: string): () => vo
   });
 }
 
+/** Detaches the loop devices whose backing file lies under `dir` (the quota images of this run's workspaces). */
+function detachLoops(dir: string): void {
+  const list = execFileSync('losetup', ['--list', '--noheadings', '--raw', '--output', 'NAME,BACK-FILE'], { stdio: ['ignore', 'pipe', 'ignore'], timeout: 30_000 }).toString();
+  for (const line of list.split('\n')) {
+    const [dev, file] = line.split(/\s+/);
+    if (dev && file?.startsWith(`${dir}/`)) execFileSync('losetup', ['--detach', dev], { stdio: 'ignore', timeout: 30_000 });
+  }
+}
+
 async function deleteWorkspace(gateway: Gateway, token: string, name: string): Promise<void> {
   const r = await api(gateway.url, 'DELETE', `/api/v1/workspaces/${name}`, token);
   if (r.status === 404) return;
@@ -565,12 +574,22 @@ async function main(): Promise<void> {
 
   if (ready || requests) {
     await waitForQuietEngine(docker, 300_000);
-    const dataDir = mkdtempSync(join(tmpdir(), 'mcpx-bench-'));
+    // Not "$TMPDIR/mcpx-*": the integration suites' global set-up and tear-down (detachTestLoops in
+    // test/helpers/docker.ts) detach every loop device on a quota image under that prefix, whoever owns it.
+    const dataDir = mkdtempSync(join(tmpdir(), 'bench-run-'));
     const loaded = loadGatewayConfig({ port: 0, dataDir }, {});
     if (!loaded.ok) throw new Error(loaded.errors.join('; '));
     const gateway = await startGateway(loaded.config, { logger: pino({ level: 'silent' }) });
     const removeGateway = onCleanup({
-      sync: () => rmSync(dataDir, { recursive: true, force: true }),
+      // Last resort (after the workspaces' own, which remove their containers and volumes): their loop devices.
+      sync: () => {
+        try {
+          detachLoops(gateway.dataDir);
+        } catch {
+          // best effort: the process is leaving
+        }
+        rmSync(dataDir, { recursive: true, force: true });
+      },
       async: async () => {
         await gateway.close();
         rmSync(dataDir, { recursive: true, force: true });
