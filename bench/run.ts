@@ -475,7 +475,9 @@ function head(sections: MarkedSection[], run: RunSummary): string {
   L.push(`- Machine: ${run.facts.machine}`);
   L.push(`- ${run.facts.versions}`);
   const total = run.timings.reduce((a, [, s]) => a + s, 0);
-  L.push(`- This run: ${run.timings.map(([what, s]) => `${what} ${(s / 60).toFixed(1)} min`).join(', ')}; ${(total / 60).toFixed(1)} min in all.${run.left.length > 0 ? ` Left out: ${run.left.join('; ')}.` : ''}`);
+  const dur = (s: number) => (s < 90 ? `${s.toFixed(0)} s` : `${(s / 60).toFixed(1)} min`);
+  const timings = run.timings.length > 0 ? `${run.timings.map(([what, s]) => `${what} ${dur(s)}`).join(', ')}; ${dur(total)} in all.` : 'nothing measured.';
+  L.push(`- This run: ${timings}${run.left.length > 0 ? ` Left out: ${run.left.join('; ')}.` : ''}`);
   L.push('');
   L.push('| section | written by |');
   L.push('|---|---|');
