@@ -1205,6 +1205,7 @@ async function main(): Promise<void> {
   report.totalSeconds = (performance.now() - runStart) / 1000;
   if (interrupted) {
     log('interrupted: docs/benchmarks.md left alone');
+    process.exitCode = 130;
     return;
   }
   const section = render(report);

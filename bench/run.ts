@@ -669,8 +669,8 @@ async function main(): Promise<void> {
       log(failed);
     }
     writeDoc(fresh, run);
-    log('wrote docs/benchmarks.md again (the head, with the density section)');
-    if (isInterrupted()) throw new Error('interrupted');
+    log(`wrote docs/benchmarks.md again (the head${failed ? '' : ', with the density section'})`);
+    if (failed && isInterrupted()) throw new Error('interrupted');
   }
 }
 
@@ -681,7 +681,7 @@ try {
   await main();
 } catch (err) {
   if (isInterrupted()) {
-    console.error(`bench: interrupted; cleaned up, ${wrote ? "docs/benchmarks.md has this run's sections up to the density bench, whose previous section is kept" : 'docs/benchmarks.md left alone'}`);
+    console.error(`bench: interrupted; cleaned up, ${wrote ? "docs/benchmarks.md has this run's sections; the density bench was stopped and its previous section is kept" : 'docs/benchmarks.md left alone'}`);
   } else {
     console.error('bench failed:', err instanceof Error ? (err.stack ?? err.message) : err);
     console.error("bench: if a server's container went away mid-run, another run on this Docker Engine most likely removed it; run the bench alone.");
