@@ -1,6 +1,7 @@
-// `node --import tsx bench/density.ts [--quick] [--cold] [--no-wait]`: how many workspaces one gateway runs on this
-// machine, what each one costs, how fast a hibernating one wakes, and create-to-ready from a cold image cache.
+// `node --import tsx bench/density.ts [--quick] [--cold | --no-cold] [--no-wait]`: how many workspaces one gateway runs
+// on this machine, what each one costs, how fast a hibernating one wakes, and create-to-ready from a cold image cache.
 // Writes its own section of docs/benchmarks.md (between the density markers; the rest of the file is left as it is).
+// `npm run bench` runs it last, with `--no-cold` (its own create-to-ready section measures the cold cache).
 //
 //   1. density: N running workspaces (server-memory, hibernate "never") in steps; at each step the gateway's RSS and
 //      heap, each container's cgroup v1 memory, the host's available memory, and tools/call read_graph latency to
@@ -12,12 +13,13 @@
 // Traffic goes only to loopback and to the containers this run starts. Every loop is bounded in count and time, and
 // every workspace this run creates is deleted through the API (and waited for until 404) on every way out; a run
 // killed without unwinding removes its containers, volumes and loop devices (found by this gateway's id) on exit.
-// `--quick`: small numbers, no cold-cache run (`--cold` forces it). `--no-wait`: do not wait for a quiet machine.
-// `--hibernate-after=<duration>`: part 2's idle time (default 1s); `--sweep-every-ms=<n>`: the gateway's idle sweep
-// interval (default the gateway's 5 s); `--registered=<n>`: part 2's target. All three for trials.
+// `--quick`: small numbers, no cold-cache run (`--cold` forces it, `--no-cold` leaves it out of a full run).
+// `--no-wait`: do not wait for a quiet machine. `--invoked-as=<command>`: the command named in the section (set by
+// `npm run bench`). `--hibernate-after=<duration>`: part 2's idle time (default 1s); `--sweep-every-ms=<n>`: the
+// gateway's idle sweep interval (default the gateway's 5 s); `--registered=<n>`: part 2's target. All three for trials.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -31,18 +33,23 @@ import { loadOrCreateSigningKey, signToken } from '../src/auth/index.js';
 import { loadGatewayConfig } from '../src/config/index.js';
 import { startGateway } from '../src/main.js';
 import type { Gateway } from '../src/main.js';
+import { marked, writeSection } from './bench-doc.js';
+import type { MarkedSection } from './bench-doc.js';
+import { api, createPhases, MEMORY_SERVER, otherGatewaysContainers, removeAppImage, workspaceEvents } from './create-to-ready.js';
+import type { CreatePhases, EventView } from './create-to-ready.js';
+import { otherRuns } from './processes.js';
 
 const quick = process.argv.includes('--quick');
-const cold = process.argv.includes('--cold') || !quick;
+const cold = process.argv.includes('--cold') || (!quick && !process.argv.includes('--no-cold'));
 const noWait = process.argv.includes('--no-wait');
 /** Part 2's `hibernate.after` (trials: a very short one makes the idle sweeper's race at `ready` frequent). */
 const REG_AFTER = process.argv.find((a) => a.startsWith('--hibernate-after='))?.slice('--hibernate-after='.length) ?? '1s';
 /** The gateway's idle sweep interval (trials only; default: the gateway's own, 5 s). */
 const SWEEP_EVERY = Number(process.argv.find((a) => a.startsWith('--sweep-every-ms='))?.slice('--sweep-every-ms='.length) ?? NaN);
-const COMMAND = `node --import tsx bench/density.ts${process.argv.slice(2).length > 0 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
+const INVOKED_AS = process.argv.find((a) => a.startsWith('--invoked-as='))?.slice('--invoked-as='.length);
+const OWN_ARGS = process.argv.slice(2).filter((a) => !a.startsWith('--invoked-as='));
+const COMMAND = INVOKED_AS ?? `node --import tsx bench/density.ts${OWN_ARGS.length > 0 ? ` ${OWN_ARGS.join(' ')}` : ''}`;
 const REPO = resolve(import.meta.dirname, '..');
-const START = '<!-- density:start -->';
-const END = '<!-- density:end -->';
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const RUN = randomBytes(3).toString('hex');
@@ -106,21 +113,6 @@ const fmib = (v: number) => (Number.isFinite(v) ? `${(v / MiB).toFixed(1)} MiB` 
 const fgib = (v: number) => (Number.isFinite(v) ? `${(v / GiB).toFixed(2)} GiB` : '–');
 const fload = (l: number[]) => l.map((v) => v.toFixed(2)).join(' / ');
 const errText = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 300);
-
-interface ApiAnswer<T> {
-  status: number;
-  body: T | undefined;
-}
-
-async function api<T = Record<string, unknown>>(url: string, method: string, path: string, token: string, body?: unknown): Promise<ApiAnswer<T>> {
-  const res = await fetch(url + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-    signal: AbortSignal.timeout(30_000),
-  });
-  return { status: res.status, body: (await res.json().catch(() => undefined)) as T | undefined };
-}
 
 /** Runs `fn` over `items` with at most `limit` in flight; no new item starts once `stop()` is true. */
 async function pool<T>(items: readonly T[], limit: number, stop: () => boolean, fn: (item: T, index: number) => Promise<void>): Promise<void> {
@@ -201,59 +193,6 @@ async function containerMemory(docker: Docker, id: string): Promise<{ usage: num
 
 // ---- is the machine quiet? ------------------------------------------------------------------------------------
 
-/** This process, its ancestors (the shell that started it) and its descendants. */
-function ownProcessTree(): Set<number> {
-  const parent = new Map<number, number>();
-  const children = new Map<number, number[]>();
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const pp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      parent.set(Number(e), pp);
-      children.set(pp, [...(children.get(pp) ?? []), Number(e)]);
-    } catch {
-      // gone
-    }
-  }
-  const mine = new Set<number>();
-  for (let p: number | undefined = process.pid, n = 0; p && p > 1 && n < 64; p = parent.get(p), n++) mine.add(p);
-  const todo = [process.pid];
-  while (todo.length > 0) {
-    for (const c of children.get(todo.pop()!) ?? []) {
-      if (!mine.has(c)) todo.push(c);
-      mine.add(c);
-    }
-  }
-  return mine;
-}
-
-/** Other test or bench runs: `pgrep -f vitest` and `pgrep -f bench/`, without this run's own processes or editors. */
-function otherRuns(): string[] {
-  const mine = ownProcessTree();
-  const found: string[] = [];
-  for (const pattern of ['vitest', 'bench/']) {
-    let out: string;
-    try {
-      out = execFileSync('pgrep', ['-af', pattern], { stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).toString();
-    } catch {
-      continue; // exit code 1: none
-    }
-    for (const line of out.split('\n').filter(Boolean)) {
-      const pid = Number(line.split(' ')[0]);
-      const cmd = line.slice(line.indexOf(' ') + 1);
-      if (mine.has(pid) || !/\b(node|npm|npx|tsx|vitest)\b/.test(cmd)) continue;
-      found.push(`${pid} ${cmd.slice(0, 120)}`);
-    }
-  }
-  return [...new Set(found)];
-}
-
-async function otherGatewaysContainers(docker: Docker, ownGateway?: string): Promise<number> {
-  const all = await docker.listContainers({ filters: { label: ['mcpx.workspace'], status: ['running'] } });
-  return all.filter((c) => c.Labels['mcpx.gateway'] !== ownGateway).length;
-}
-
 interface Quietness {
   waitedMs: number;
   quiet: boolean;
@@ -285,7 +224,7 @@ const RATE_LIMITS = {
 function memorySpec(name: string, after: string, extra: Record<string, unknown> = {}) {
   return {
     name,
-    servers: [{ name: 'memory', package: '@modelcontextprotocol/server-memory', env: { MEMORY_FILE_PATH: '/workspace/memory.json' } }],
+    servers: [MEMORY_SERVER],
     rateLimits: RATE_LIMITS,
     hibernate: { after },
     ...extra,
@@ -295,13 +234,6 @@ function memorySpec(name: string, after: string, extra: Record<string, unknown> 
 interface Detail {
   status: string;
   servers: { name: string; status: string; image?: string; container?: { id: string } }[];
-}
-
-interface EventView {
-  id: number;
-  type: string;
-  at: string;
-  detail?: Record<string, unknown>;
 }
 
 const noSharedSignal: FetchLike = (url, init) => fetch(url, init?.method === 'POST' ? { ...init, signal: null } : init);
@@ -377,7 +309,7 @@ class Bench {
   }
 
   async events(name: string, after = 0): Promise<EventView[]> {
-    return (await api<EventView[]>(this.url, 'GET', `/api/v1/workspaces/${name}/events?after=${after}`, this.token)).body ?? [];
+    return workspaceEvents(this.url, this.token, name, after);
   }
 
   async ownContainers(running: boolean): Promise<Docker.ContainerInfo[]> {
@@ -809,38 +741,17 @@ async function wakeUps(b: Bench, runs_: number, prefix = 'wake'): Promise<WakeRe
 
 // ---- 4. cold image cache -------------------------------------------------------------------------------------------
 
-interface PhaseTimes {
-  totalMs: number;
-  imageMs: number;
-  startedMs: number;
-  readyMs: number;
-  cachedImage: boolean | undefined;
-}
-
 interface ColdResult {
   image: string;
   removed: boolean;
   note: string;
-  cold?: PhaseTimes;
-  warm: PhaseTimes[];
+  cold?: CreatePhases;
+  warm: CreatePhases[];
 }
 
-async function timedCreate(b: Bench, name: string): Promise<{ phases: PhaseTimes; image: string }> {
+async function timedCreate(b: Bench, name: string): Promise<{ phases: CreatePhases; image: string }> {
   const r = await b.create(memorySpec(name, 'never'), 5, 600_000);
-  const ev = await b.events(name);
-  const at = (t: string) => {
-    const e = ev.find((x) => x.type === t);
-    return e ? Date.parse(e.at) : NaN;
-  };
-  const created = at('workspace_created');
-  const built = ev.find((x) => x.type === 'image_built');
-  const phases = {
-    totalMs: r.ms,
-    imageMs: at('image_built') - created,
-    startedMs: at('container_started') - created,
-    readyMs: at('ready') - created,
-    cachedImage: built?.detail?.cached as boolean | undefined,
-  };
+  const phases = createPhases(await b.events(name), r.ms);
   await b.remove(name);
   return { phases, image: r.detail.servers[0]?.image ?? '' };
 }
@@ -849,27 +760,12 @@ async function coldCache(b: Bench): Promise<ColdResult> {
   // A first (warm) create names the image and fills the package resolution cache.
   const first = await timedCreate(b, `cold-${RUN}-0`);
   const image = first.image;
-  const users = await b.docker.listContainers({ all: true, filters: { ancestor: [image] } });
-  let removed = false;
-  let note = '';
-  if (!image) note = 'the workspace detail named no image';
-  else if (users.length > 0) note = `not removed: ${users.length} container(s) use ${image} (${users.map((u) => u.Names[0]).join(', ')})`;
-  else if (interrupted) note = 'interrupted';
-  else if (otherRuns().length > 0 || (await otherGatewaysContainers(b.docker, b.gatewayId)) > 0) {
-    // Another run may be about to use the same image: removing it under that run would break it.
-    note = `not removed: another test or bench run is active (${otherRuns().map((o) => o.slice(0, 60)).join(' | ') || 'containers of another gateway are running'})`;
-  }
-  else {
-    try {
-      await b.docker.getImage(image).remove({ force: false });
-      removed = true;
-    } catch (err) {
-      note = `docker rmi ${image} failed: ${errText(err)}`;
-    }
-  }
-  let coldRun: PhaseTimes | undefined;
+  const removal = interrupted ? { removed: false as const, busy: false, note: 'interrupted' } : await removeAppImage(b.docker, image, b.gatewayId);
+  const removed = removal.removed;
+  const note = removal.removed ? '' : removal.note;
+  let coldRun: CreatePhases | undefined;
   if (removed) coldRun = (await timedCreate(b, `cold-${RUN}-1`)).phases;
-  const warm: PhaseTimes[] = [];
+  const warm: CreatePhases[] = [];
   for (let i = 2; i < 5 && !interrupted; i++) warm.push((await timedCreate(b, `cold-${RUN}-${i}`)).phases);
   return { image, removed, note, ...(coldRun ? { cold: coldRun } : {}), warm };
 }
@@ -909,7 +805,7 @@ function slope(xs: number[], ys: number[]): number {
   return den === 0 ? NaN : num / den;
 }
 
-function render(r: Report): string {
+function render(r: Report): MarkedSection {
   const L: string[] = [];
   L.push(`## Density, hibernation and wake-up`);
   L.push('');
@@ -918,7 +814,9 @@ function render(r: Report): string {
       `(started like \`bench/isolation.ts\` does, logs silent), so "gateway RSS" also holds the bench's client sessions while they are open; heap figures ` +
       `are after a full garbage collection. Every workspace runs \`@modelcontextprotocol/server-memory\` (one container each, the spec's default limits: 0.5 CPU, 512 MiB, ` +
       `hardened, network none), with rate limits raised to 100000/s so that they do not interfere. ` +
-      `The parts ran in the order 4, 1, 3, 2 (the app image can be removed only while no container of the run uses it), each starting with no workspace of the run present.`,
+      (r.cold
+        ? 'The parts ran in the order 4, 1, 3, 2 (the app image can be removed only while no container of the run uses it), each starting with no workspace of the run present.'
+        : 'The parts ran in the order 1, 3, 2, each starting with no workspace of the run present.'),
   );
   L.push('');
   const q = r.quiet;
@@ -1107,7 +1005,7 @@ function render(r: Report): string {
     if (!c.removed) L.push(`Cold run **not measured**: ${c.note}.`, '');
     L.push('| run | create to ready (client) | image ready | container started | ready | image cached |');
     L.push('|---|---:|---:|---:|---:|---|');
-    const row = (label: string, p: PhaseTimes) => `| ${label} | ${fms(p.totalMs)} | ${fms(p.imageMs)} | ${fms(p.startedMs)} | ${fms(p.readyMs)} | ${p.cachedImage} |`;
+    const row = (label: string, p: CreatePhases) => `| ${label} | ${fms(p.totalMs)} | ${fms(p.imageMs)} | ${fms(p.startedMs)} | ${fms(p.readyMs)} | ${p.cachedImage} |`;
     if (c.cold) L.push(row('cold (app image removed)', c.cold));
     c.warm.forEach((p, i) => L.push(row(`warm ${i + 1}`, p)));
   }
@@ -1139,16 +1037,7 @@ function render(r: Report): string {
       `- Hibernated at \`ready\` (this run: ${r.reg.sleptAtReady.length} of ${r.reg.registered}): the gateway's idle sweeper (every 5 s) judges a workspace idle at its tick, counting from its creation, and queues the hibernation behind the workspace's operation in progress (here: its create); \`hibernate()\` in \`src/workspaces/workspace-manager.ts\` does not look at the idle time again when it finally runs. A workspace whose create is still running \`hibernate.after\` after it began is therefore stopped a few milliseconds after it became \`ready\`, before any client could use it; its \`workspace_hibernated\` event carries a negative \`idleMs\` (the sweeper's \`now\` is older than the \`lastActive\` set at \`ready\`). How often depends on create time against \`hibernate.after\`: \`node --import tsx bench/density.ts --quick --no-wait --hibernate-after=1ms --registered=60\` had 25 of 60 (2026-11-25), and a run of this bench with a test suite loading the machine (create-to-ready p50 1.4 s, p90 2.3 s) had 201 of 2000.`,
     );
   }
-  return `${START}\n${L.join('\n')}\n${END}\n`;
-}
-
-function writeSection(section: string): void {
-  const file = join(REPO, 'docs/benchmarks.md');
-  const doc = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const at = doc.indexOf(START);
-  const endAt = doc.indexOf(END);
-  const next = at >= 0 && endAt > at ? `${doc.slice(0, at)}${section}${doc.slice(endAt + END.length + 1)}` : `${doc.trimEnd()}\n\n${section}`;
-  writeFileSync(file, next);
+  return marked('density', L.join('\n'));
 }
 
 interface BenchGateway {
@@ -1251,7 +1140,8 @@ async function main(): Promise<void> {
         report.errors.push(`cold cache: ${errText(err)}`);
       }
       await cleanup('cold cache');
-    } else report.skipped.push('4 (cold image cache): skipped in --quick mode (pass --cold)');
+    } else if (process.argv.includes('--no-cold')) report.skipped.push('4 (cold image cache): left out (`--no-cold`); see the create-to-ready section');
+    else report.skipped.push('4 (cold image cache): skipped in --quick mode (pass --cold)');
     noteOthers();
 
     try {
@@ -1315,11 +1205,12 @@ async function main(): Promise<void> {
   report.totalSeconds = (performance.now() - runStart) / 1000;
   if (interrupted) {
     log('interrupted: docs/benchmarks.md left alone');
+    process.exitCode = 130;
     return;
   }
   const section = render(report);
   writeSection(section);
-  console.log(section);
+  console.log(section.text);
   log(`wrote the density section of docs/benchmarks.md (${report.totalSeconds.toFixed(0)} s)`);
 }
 

@@ -1,6 +1,7 @@
 // Child processes of the benchmark (the baseline bridges and the servers they spawn) and the run's clean-up:
-// every helper is started in its own process group, tracked by pid, and killed on every way out of the run.
-import { spawn } from 'node:child_process';
+// every helper is started in its own process group, tracked by pid, and killed on every way out of the run; and which
+// other test or bench runs share the machine.
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
@@ -190,4 +191,52 @@ export async function cleanupAll(): Promise<void> {
     }
     cleanups.delete(c);
   }
+}
+
+/** This process, its ancestors (the shell that started it) and its descendants. */
+export function ownProcessTree(): Set<number> {
+  const parent = new Map<number, number>();
+  const children = new Map<number, number[]>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const pp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parent.set(Number(e), pp);
+      children.set(pp, [...(children.get(pp) ?? []), Number(e)]);
+    } catch {
+      // gone
+    }
+  }
+  const mine = new Set<number>();
+  for (let p: number | undefined = process.pid, n = 0; p && p > 1 && n < 64; p = parent.get(p), n++) mine.add(p);
+  const todo = [process.pid];
+  while (todo.length > 0) {
+    for (const c of children.get(todo.pop()!) ?? []) {
+      if (!mine.has(c)) todo.push(c);
+      mine.add(c);
+    }
+  }
+  return mine;
+}
+
+/** Other test or bench runs: `pgrep -f vitest` and `pgrep -f bench/`, without this run's own processes or editors. */
+export function otherRuns(): string[] {
+  const mine = ownProcessTree();
+  const found: string[] = [];
+  for (const pattern of ['vitest', 'bench/']) {
+    let out: string;
+    try {
+      out = execFileSync('pgrep', ['-af', pattern], { stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 }).toString();
+    } catch {
+      continue; // exit code 1: none
+    }
+    for (const line of out.split('\n').filter(Boolean)) {
+      const pid = Number(line.split(' ')[0]);
+      const cmd = line.slice(line.indexOf(' ') + 1);
+      if (mine.has(pid) || !/\b(node|npm|npx|tsx|vitest)\b/.test(cmd)) continue;
+      found.push(`${pid} ${cmd.slice(0, 120)}`);
+    }
+  }
+  return [...new Set(found)];
 }

@@ -11,7 +11,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { Gateway } from '../src/main.js';
 import { startHttpFloor } from './http-floor.js';
-import { latencyStats, median, sequential, throughput } from './measure.js';
+import { latencyStats, median, mergeErrorKinds, sequential, throughput } from './measure.js';
 import type { LatencyStats, ThroughputResult } from './measure.js';
 import { freePort, isInterrupted, onCleanup, startHelper } from './processes.js';
 
@@ -186,7 +186,9 @@ async function openRow(key: RowKey, ctx: RowsContext): Promise<OpenRow> {
 }
 
 export interface LatencyPlan {
+  /** The rows to open (in this order); the throughput rows must be among them. */
   rows: RowKey[];
+  /** Rounds of the sequential latency table; 0 leaves the table out (throughput only). */
   rounds: number;
   callsPerRound: number;
   warmupCalls: number;
@@ -219,8 +221,12 @@ export interface ThroughputRow {
   rates: number[];
   calls: number;
   errors: number;
-  /** Per-call latency over every round. */
-  latency: LatencyStats;
+  /** Failed calls of the unrecorded warm-up at this level (reported apart from `errors`). */
+  warmupErrors: number;
+  /** The failures (recorded and warm-up) by message, most frequent first. */
+  errorKinds: { message: string; count: number }[];
+  /** Per-call latency over every round; undefined when no call succeeded. */
+  latency: LatencyStats | undefined;
 }
 
 export interface LatencyReport {
@@ -270,7 +276,7 @@ export async function measureRequests(ctx: RowsContext, plan: LatencyPlan, log: 
     }
     if (isInterrupted()) throw new Error('interrupted');
 
-    const rows: RowResult[] = keys.map((key) => {
+    const rows: RowResult[] = (plan.rounds > 0 ? keys : []).map((key) => {
       const p50s = perRound.get(key)!.map((s) => s.p50);
       return {
         key,
@@ -287,29 +293,38 @@ export async function measureRequests(ctx: RowsContext, plan: LatencyPlan, log: 
     // one row, and the median over rounds shows it.
     const tpKeys = plan.throughputRows.filter((k) => open.has(k));
     const tpRuns = new Map<string, ThroughputResult[]>();
+    const tpWarmups = new Map<string, ThroughputResult[]>();
+    const add = (m: Map<string, ThroughputResult[]>, k: string, t: ThroughputResult) => m.set(k, [...(m.get(k) ?? []), t]);
     for (let r = 0; r < plan.throughputRounds; r++) {
       const order = r % 2 === 0 ? tpKeys : [...tpKeys].reverse();
       for (const key of order) {
         const row = open.get(key)!;
         for (const n of plan.inFlight) {
           if (isInterrupted()) throw new Error('interrupted');
-          await throughput(() => row.call(), n, Math.min(200, plan.throughputMs), 1_000_000, isInterrupted);
+          add(tpWarmups, `${key}:${n}`, await throughput(() => row.call(), n, Math.min(200, plan.throughputMs), 1_000_000, isInterrupted));
           const t = await throughput(() => row.call(), n, plan.throughputMs, 1_000_000, isInterrupted);
-          tpRuns.set(`${key}:${n}`, [...(tpRuns.get(`${key}:${n}`) ?? []), t]);
-          log(`throughput round ${r + 1}/${plan.throughputRounds} row ${key}, ${n} in flight: ${t.perSecond.toFixed(0)}/s p50=${t.latency.p50.toFixed(3)} p99=${t.latency.p99.toFixed(3)} ms errors=${t.errors}`);
+          add(tpRuns, `${key}:${n}`, t);
+          log(
+            `throughput round ${r + 1}/${plan.throughputRounds} row ${key}, ${n} in flight: ${t.perSecond.toFixed(0)}/s p50=${t.latency?.p50.toFixed(3) ?? '-'} p99=${t.latency?.p99.toFixed(3) ?? '-'} ms errors=${t.errors}` +
+              (t.errorKinds[0] ? ` (${t.errorKinds[0].message})` : ''),
+          );
         }
       }
     }
     const tp: ThroughputRow[] = tpKeys.flatMap((key) =>
       plan.inFlight.map((n) => {
         const runs = tpRuns.get(`${key}:${n}`)!;
+        const warmups = tpWarmups.get(`${key}:${n}`) ?? [];
+        const samples = runs.flatMap((t) => t.samples);
         return {
           key,
           inFlight: n,
           rates: runs.map((t) => t.perSecond),
           calls: runs.reduce((a, t) => a + t.completed, 0),
           errors: runs.reduce((a, t) => a + t.errors, 0),
-          latency: latencyStats(runs.flatMap((t) => t.samples)),
+          warmupErrors: warmups.reduce((a, t) => a + t.errors, 0),
+          errorKinds: [...runs, ...warmups].reduce<{ message: string; count: number }[]>((a, t) => mergeErrorKinds(a, t.errorKinds), []),
+          latency: samples.length > 0 ? latencyStats(samples) : undefined,
         };
       }),
     );
