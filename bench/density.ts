@@ -17,6 +17,8 @@
 // `--no-wait`: do not wait for a quiet machine. `--invoked-as=<command>`: the command named in the section (set by
 // `npm run bench`). `--hibernate-after=<duration>`: part 2's idle time (default 1s); `--sweep-every-ms=<n>`: the
 // gateway's idle sweep interval (default the gateway's 5 s); `--registered=<n>`: part 2's target. All three for trials.
+// `--only-wake`: part 3 alone (both gateways), e.g. to compare wake-ups before and after a change;
+// `--wake-runs=<n>`: part 3's runs on each gateway (default 10, 5 with the resolution expired; 3 and 2 with --quick).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -59,7 +61,13 @@ const PLAN_BASE = quick
   : { steps: [25, 50, 100, 150, 200], createConcurrency: 4, latencyCalls: 300, registered: 2000, registerConcurrency: 6, wakeRuns: 10, expiredWakeRuns: 5, part1BudgetMs: 8 * 60_000, part2BudgetMs: 10 * 60_000, totalBudgetMs: 25 * 60_000 };
 /** `--registered=<n>`: part 2's target (trials). */
 const REGISTERED = Number(process.argv.find((a) => a.startsWith('--registered='))?.slice('--registered='.length) ?? NaN);
-const PLAN = { ...PLAN_BASE, ...(Number.isInteger(REGISTERED) && REGISTERED > 0 ? { registered: REGISTERED } : {}) };
+const onlyWake = process.argv.includes('--only-wake');
+const WAKE_RUNS = Number(process.argv.find((a) => a.startsWith('--wake-runs='))?.slice('--wake-runs='.length) ?? NaN);
+const PLAN = {
+  ...PLAN_BASE,
+  ...(Number.isInteger(REGISTERED) && REGISTERED > 0 ? { registered: REGISTERED } : {}),
+  ...(Number.isInteger(WAKE_RUNS) && WAKE_RUNS > 0 ? { wakeRuns: WAKE_RUNS, expiredWakeRuns: WAKE_RUNS } : {}),
+};
 /** Stop adding workspaces below this much available host memory. */
 const MIN_AVAILABLE = 3 * GiB;
 
@@ -1132,7 +1140,8 @@ async function main(): Promise<void> {
     if (others > 0) log(`note: ${others} running workspace container(s) of other gateways on this engine`);
 
     // 4 first: the app image can only be removed while none of this run's containers uses it.
-    if (cold) {
+    if (onlyWake) report.skipped.push('4 (cold image cache): --only-wake');
+    else if (cold) {
       try {
         report.cold = await coldCache(b);
         log(`cold cache: ${JSON.stringify(report.cold)}`);
@@ -1144,10 +1153,13 @@ async function main(): Promise<void> {
     else report.skipped.push('4 (cold image cache): skipped in --quick mode (pass --cold)');
     noteOthers();
 
-    try {
-      report.density = await density(b);
-    } catch (err) {
-      report.errors.push(`density: ${errText(err)}`);
+    if (onlyWake) report.skipped.push('1 (density): --only-wake');
+    else {
+      try {
+        report.density = await density(b);
+      } catch (err) {
+        report.errors.push(`density: ${errText(err)}`);
+      }
     }
     noteOthers();
     const c1 = await cleanup('density');
@@ -1179,7 +1191,8 @@ async function main(): Promise<void> {
       }
     }
 
-    if (!interrupted) {
+    if (onlyWake) report.skipped.push('2 (registered): --only-wake');
+    else if (!interrupted) {
       // Keep room in the run's time limit for deleting what part 2 registers (measured rate of part 1's clean-up).
       const left = PLAN.totalBudgetMs - (performance.now() - runStart);
       const reserve = (ms: number) => PLAN.registered * perDeleteMs * 1.5 + ms;
