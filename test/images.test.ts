@@ -429,9 +429,30 @@ describe('image servers', () => {
     async () => {
       const builder = newBuilder();
       const base = await builder.ensureBaseImage();
-      expect(await builder.ensureServerImage(server({ image: base }))).toEqual({ image: base, entrypoint: [], cached: true });
+      const id = (await docker.getImage(base).inspect()).Id;
+      expect(await builder.ensureServerImage(server({ image: base }))).toEqual({ image: base, entrypoint: [], cached: true, id });
       const command = ['/usr/local/bin/node', '-e', '1'];
-      expect(await builder.ensureServerImage(server({ image: base, command }))).toEqual({ image: base, entrypoint: command, cached: true });
+      expect(await builder.ensureServerImage(server({ image: base, command }))).toEqual({ image: base, entrypoint: command, cached: true, id });
+    },
+    LONG,
+  );
+
+  it(
+    'gives back a recorded image from local look-ups only: by its reference, by its id once the tag is gone, not once the id is gone',
+    async () => {
+      const builder = newBuilder();
+      const base = await builder.ensureBaseImage();
+      const id = (await docker.getImage(base).inspect()).Id;
+      expect(await builder.recordedImage(server({ image: base }), { image: base, id })).toEqual({ image: base, entrypoint: [], cached: true, id });
+      // A tag that no longer names the recorded id (removed, or moved to other content): the id itself is used.
+      const gone = `mcpx-test/recorded-${randomBytes(4).toString('hex')}:1`;
+      expect(await builder.recordedImage(server({ image: gone }), { image: gone, id })).toEqual({ image: id, entrypoint: [], cached: true, id });
+      const missing = `sha256:${'0'.repeat(64)}`;
+      expect(await builder.recordedImage(server({ image: base }), { image: base, id: missing })).toBeUndefined();
+      // Not the image this spec names.
+      expect(await builder.recordedImage(server({ image: 'example/other:1' }), { image: base, id })).toBeUndefined();
+      // A package server runs only this builder's app images (the base is not one).
+      expect(await builder.recordedImage(server({ package: 'left-pad' }), { image: base, id })).toBeUndefined();
     },
     LONG,
   );

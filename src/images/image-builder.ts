@@ -37,12 +37,26 @@ export interface ServerImage {
   cached: boolean;
   /** The resolved name@version of a `package` server. */
   packageVersion?: string;
+  /** The engine's image id (sha256:...): what a container made from `image` runs, whatever the tag names later. */
+  id: string;
+}
+
+/** An image a container was made from: the reference it was created with and the image id that reference named then. */
+export interface RecordedImage {
+  image: string;
+  id: string;
 }
 
 export interface ImageBuilder {
   /** Returns the base image reference, importing the image first if it is missing. */
   ensureBaseImage(onProgress?: ImageProgress): Promise<string>;
   ensureServerImage(server: ServerSpec, onProgress?: ImageProgress): Promise<ServerImage>;
+  /**
+   * The image a server already has (a wake-up reuses it): local look-ups only, no registry access, nothing built or
+   * pulled. The recorded reference while it still names the recorded id, else the id itself; undefined when that
+   * image is gone, or is not what this server could run (a `package` server runs only this builder's app images).
+   */
+  recordedImage(server: ServerSpec, recorded: RecordedImage): Promise<ServerImage | undefined>;
 }
 
 export interface ImageBuilderDeps {
@@ -102,14 +116,18 @@ export function createImageBuilder(deps: ImageBuilderDeps): ImageBuilder {
     return planPromise;
   }
 
-  async function managedImage(ref: string, kind: 'base' | 'app', key: string): Promise<Docker.ImageInspectInfo | undefined> {
-    let info: Docker.ImageInspectInfo;
+  async function inspectImage(ref: string): Promise<Docker.ImageInspectInfo | undefined> {
     try {
-      info = await docker.getImage(ref).inspect();
+      return await docker.getImage(ref).inspect();
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+  }
+
+  async function managedImage(ref: string, kind: 'base' | 'app', key: string): Promise<Docker.ImageInspectInfo | undefined> {
+    const info = await inspectImage(ref);
+    if (!info) return undefined;
     const labels = info.Config.Labels ?? {};
     // A tag that exists but was not made by this builder for this key is rebuilt (the tag is then moved).
     if (labels[LABEL_MANAGED] !== 'true' || labels[LABEL_IMAGE] !== kind || labels[LABEL_KEY] !== key) {
@@ -171,7 +189,7 @@ export function createImageBuilder(deps: ImageBuilderDeps): ImageBuilder {
         const built = await managedImage(tag, 'app', key);
         if (!built) throw new Error(`the build of ${tag} finished but the image is not present`);
         logger.info({ server: server.name, image: tag, package: packageVersion, ms: Date.now() - started }, 'app image built');
-        return { image: tag, entrypoint, cached: false, packageVersion };
+        return { image: tag, entrypoint, cached: false, packageVersion, id: built.Id };
       } finally {
         await rm(stagingDir, { recursive: true, force: true }).catch((err: unknown) => {
           logger.warn({ err, stagingDir }, 'could not remove a staging folder');
@@ -180,26 +198,39 @@ export function createImageBuilder(deps: ImageBuilderDeps): ImageBuilder {
     });
   }
 
+  async function recordedImage(server: ServerSpec, recorded: RecordedImage): Promise<ServerImage | undefined> {
+    const byId = await inspectImage(recorded.id);
+    if (!byId) return undefined;
+    const tagged = recorded.image === recorded.id ? byId : await inspectImage(recorded.image);
+    // A tag moved since (a re-pull, a rebuild under the same name) would mean other content: keep to the id.
+    const ref = tagged?.Id === byId.Id ? recorded.image : byId.Id;
+    if (server.image !== undefined) {
+      // Only the image this spec names (or the id it named when the container was made).
+      if (recorded.image !== server.image && recorded.image !== recorded.id) return undefined;
+      return { image: ref, entrypoint: server.command ?? [], cached: true, id: byId.Id };
+    }
+    const labels = byId.Config.Labels ?? {};
+    if (labels[LABEL_MANAGED] !== 'true' || labels[LABEL_IMAGE] !== 'app') return undefined;
+    return fromInspect(ref, byId, true);
+  }
+
   async function ensureRegistryImage(server: ServerSpec, ref: string, onProgress: ImageProgress | undefined): Promise<ServerImage> {
     const entrypoint = server.command ?? [];
-    try {
-      await docker.getImage(ref).inspect();
-      return { image: ref, entrypoint, cached: true };
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+    const present = await inspectImage(ref);
+    if (present) return { image: ref, entrypoint, cached: true, id: present.Id };
     onProgress?.(`pulling ${ref}`);
+    let pulled: Docker.ImageInspectInfo;
     try {
       const stream = await docker.pull(ref, { abortSignal: AbortSignal.timeout(PULL_TIMEOUT_MS) });
       await consumeEngineStream(stream, (m) => {
         if (m.status !== undefined && m.progress === undefined) onProgress?.(`pull: ${m.status}`);
       });
-      await docker.getImage(ref).inspect();
+      pulled = await docker.getImage(ref).inspect();
     } catch (err) {
       throw new ImageError(`image ${ref} is not present locally and could not be pulled: ${engineErrorMessage(err)}`);
     }
     logger.info({ server: server.name, image: ref }, 'image pulled');
-    return { image: ref, entrypoint, cached: false };
+    return { image: ref, entrypoint, cached: false, id: pulled.Id };
   }
 
   return {
@@ -209,6 +240,7 @@ export function createImageBuilder(deps: ImageBuilderDeps): ImageBuilder {
       if (server.package !== undefined) return ensurePackageImage(server, server.package, onProgress);
       return Promise.reject(new ImageError(`server "${server.name}" names neither a package nor an image`));
     },
+    recordedImage,
   };
 }
 
@@ -216,7 +248,7 @@ function fromInspect(tag: string, info: Docker.ImageInspectInfo, cached: boolean
   const ep: unknown = info.Config.Entrypoint;
   const entrypoint = Array.isArray(ep) ? ep.filter((s): s is string => typeof s === 'string') : typeof ep === 'string' ? [ep] : [];
   const packageVersion = info.Config.Labels?.[LABEL_PACKAGE];
-  return packageVersion !== undefined ? { image: tag, entrypoint, cached, packageVersion } : { image: tag, entrypoint, cached };
+  return packageVersion !== undefined ? { image: tag, entrypoint, cached, packageVersion, id: info.Id } : { image: tag, entrypoint, cached, id: info.Id };
 }
 
 /**
