@@ -444,9 +444,10 @@ export function createWorkspaceManager(deps: ManagerDeps) {
 
   /** The quota filesystem behind /workspace; a volume on another device (older gateway, reboot) is replaced. */
   const ensureDisk = async (ws: WorkspaceState, spec: WorkspaceSpec) => {
-    const disk = await isolation.disks.ensure(ws.uid, spec.resources.disk);
     const name = volumeName(ws.name, ws.uid);
     const existing = await runtime.inspectVolume(name);
+    // The volume names the device the image was attached to: checked first, so a wake-up lists no loop devices.
+    const disk = await isolation.disks.ensure(ws.uid, spec.resources.disk, existing?.options.device);
     if (existing && existing.options.device === disk.device && existing.options.type === 'ext4') return;
     if (existing) {
       // A volume cannot change its device while mounted: its containers go first and are recreated by converge.

@@ -1,6 +1,6 @@
 // Hard disk quotas for /workspace: one ext4 image file per workspace in the data directory, on a loop device, handed
 // to Docker's `local` volume driver. Writes past the size fail with ENOSPC inside the container and nowhere else.
-import { mkdirSync, mkdtempSync, openSync, closeSync, ftruncateSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, ftruncateSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { CommandRunner } from './exec.js';
 
@@ -14,8 +14,23 @@ export interface DiskInfo {
   bytes: number;
 }
 
-export function createDiskQuotas(deps: { dir: string; run: CommandRunner }) {
+/**
+ * The file behind one loop device as the kernel reports it (sysfs; what `losetup --list` prints as BACK-FILE, with
+ * " (deleted)" when the file was removed), undefined when the device is not bound or is not a loop device name.
+ */
+export function loopBackingFile(device: string): string | undefined {
+  const m = /^\/dev\/(loop\d+)$/.exec(device);
+  if (!m) return undefined;
+  try {
+    return readFileSync(`/sys/block/${m[1]!}/loop/backing_file`, 'utf8').replace(/\n$/, '');
+  } catch {
+    return undefined;
+  }
+}
+
+export function createDiskQuotas(deps: { dir: string; run: CommandRunner; backingFile?: (device: string) => string | undefined }) {
   const { dir, run } = deps;
+  const backingFile = deps.backingFile ?? loopBackingFile;
   const imagePath = (uid: string) => join(dir, `${uid}.img`);
 
   /** Loop devices and the files behind them (a removed file shows as "path (deleted)"). */
@@ -79,8 +94,12 @@ export function createDiskQuotas(deps: { dir: string; run: CommandRunner }) {
     dir,
     imagePath,
 
-    /** The workspace's image, made if missing and grown if smaller than asked, attached to a loop device. */
-    async ensure(uid: string, bytes: number): Promise<DiskInfo> {
+    /**
+     * The workspace's image, made if missing and grown if smaller than asked, attached to a loop device. `expected`:
+     * the device it was attached to before (the volume's), used when the kernel still has exactly this image behind
+     * it; else every loop device is listed (their number grows with the workspaces, and so does the listing's cost).
+     */
+    async ensure(uid: string, bytes: number, expected?: string): Promise<DiskInfo> {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const image = imagePath(uid);
       let size: number;
@@ -90,7 +109,7 @@ export function createDiskQuotas(deps: { dir: string; run: CommandRunner }) {
         await makeImage(image, bytes);
         size = bytes;
       }
-      let device = await loopFor(image);
+      let device = expected !== undefined && backingFile(expected) === image ? expected : await loopFor(image);
       device ??= (await run('losetup', ['--find', '--show', image])).stdout.trim();
       if (!device.startsWith('/dev/')) throw new Error(`losetup gave no device for ${image}`);
       if (size < bytes) {
