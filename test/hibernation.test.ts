@@ -1,12 +1,15 @@
 // Idle hibernation: an idle workspace's containers are stopped (volume and state kept); the next request starts
 // them again transparently, and the wake-up is recorded. A restarted gateway leaves hibernating workspaces asleep.
+// A wake-up reuses the image and the container the workspace had: it works with the npm registry out of reach.
+import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker } from './helpers/docker.js';
 import { startTestGateway, tempDir, waitFor } from './helpers/gateway.js';
-import type { EventView, TestGateway } from './helpers/gateway.js';
+import type { EventView, TestGateway, WorkspaceDetail } from './helpers/gateway.js';
+import { loopDevicesFor } from './helpers/isolation.js';
 
 const WS = 'it-hibernate';
 const dataDir = tempDir('hibernate');
@@ -74,5 +77,103 @@ describe('idle hibernation', () => {
     expect(JSON.stringify(await client.callTool({ name: 'read_graph', arguments: {} }))).toContain('kept across hibernation');
     expect(await status()).toBe('ready');
     await client.close();
+  });
+});
+
+describe('a wake-up with the registry out of reach', () => {
+  /** The server's container and the image it runs, as the engine sees them. */
+  const container = async () => {
+    const info = await docker.getContainer(`mcpx-${WS}-memory`).inspect();
+    return { id: info.Id, image: info.Image, running: info.State.Running };
+  };
+  const eventsSince = async (id: number) => (await events()).filter((e) => e.id > id);
+  const lastEventId = async () => (await events()).at(-1)?.id ?? 0;
+  const readGraph = async () => {
+    const client = await connect();
+    try {
+      return JSON.stringify(await client.callTool({ name: 'read_graph', arguments: {} }));
+    } finally {
+      await client.close();
+    }
+  };
+  const sleepNow = async () => {
+    expect(await gw.gateway.manager.hibernateNow(WS)).toBe(true);
+    expect(await running()).toEqual(['exited']);
+  };
+
+  let before: { id: string; image: string };
+
+  it('restarts the gateway with every npm resolution expired and npm pointed at a closed loopback port', async () => {
+    // The previous test left the workspace ready: put it to sleep on the old gateway.
+    await gw.gateway.manager.settled(WS);
+    await sleepNow();
+    before = await container();
+    expect(before.image).toMatch(/^sha256:/);
+    // The same port, as in production: the address the servers are told is part of their configuration.
+    const port = Number(new URL(gw.url).port);
+    await gw.close();
+    // npm's environment is read once, when the gateway starts: only this gateway loses the registry.
+    const saved = { registry: process.env.npm_config_registry, retries: process.env.npm_config_fetch_retries };
+    process.env.npm_config_registry = 'http://127.0.0.1:9/';
+    process.env.npm_config_fetch_retries = '0';
+    try {
+      gw = await startTestGateway({ dataDir, port, hibernation: { checkEveryMs: 600_000 }, imageCacheTtlMs: 0 });
+    } finally {
+      for (const [k, v] of [['npm_config_registry', saved.registry], ['npm_config_fetch_retries', saved.retries]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+    expect(await status()).toBe('hibernating');
+  });
+
+  it('wakes from the stopped container and its image after a restart: same image, same container', async () => {
+    const since = await lastEventId();
+    expect(await readGraph()).toContain('kept across hibernation');
+    expect(await status()).toBe('ready');
+    expect(await container()).toEqual({ ...before, running: true });
+    const ev = await eventsSince(since);
+    expect(ev.map((e) => e.type)).toEqual(expect.arrayContaining(['image_built', 'container_adopted', 'workspace_woken']));
+    expect(ev.find((e) => e.type === 'image_built')?.detail).toMatchObject({ cached: true, recorded: true });
+    expect(ev.some((e) => e.type === 'workspace_failed' || e.type === 'container_destroyed')).toBe(false);
+  });
+
+  it('wakes again in the same process, with the loop device detached behind its back meanwhile', async () => {
+    await sleepNow();
+    const volume = ((await docker.listVolumes({ filters: { label: [`mcpx.workspace=${WS}`] } })).Volumes ?? [])[0];
+    const image = volume?.Labels?.['mcpx.disk-image'];
+    expect(image).toMatch(/\.img$/);
+    const devices = loopDevicesFor(image!);
+    expect(devices.length).toBeGreaterThan(0);
+    for (const d of devices) execFileSync('losetup', ['--detach', d]);
+    expect(loopDevicesFor(image!)).toEqual([]);
+
+    const since = await lastEventId();
+    expect(await readGraph()).toContain('kept across hibernation');
+    expect(loopDevicesFor(image!)).toHaveLength(1);
+    expect((await container()).image).toBe(before.image);
+    expect((await eventsSince(since)).some((e) => e.type === 'workspace_failed')).toBe(false);
+  });
+
+  it('makes a new container from the same image when the stopped one was removed behind its back', async () => {
+    await sleepNow();
+    await docker.getContainer(`mcpx-${WS}-memory`).remove({ force: true });
+    const since = await lastEventId();
+    expect(await readGraph()).toContain('kept across hibernation');
+    const now = await container();
+    expect(now.id).not.toBe(before.id);
+    expect(now.image).toBe(before.image);
+    const types = (await eventsSince(since)).map((e) => e.type);
+    expect(types).toEqual(expect.arrayContaining(['container_missing', 'container_started', 'workspace_woken']));
+    expect(types).not.toContain('workspace_failed');
+  });
+
+  it('fails an explicit apply of a changed spec clearly in that state: the registry really is out of reach', async () => {
+    const changed = { ...spec, servers: [{ ...spec.servers[0]!, env: { ...spec.servers[0]!.env, CHANGED: '1' } }] };
+    expect((await gw.api('PUT', `/api/v1/workspaces/${WS}`, owner, changed)).status).toBe(200);
+    const detail: WorkspaceDetail = await gw.waitStatus(WS, owner, ['failed'], 120_000);
+    expect(detail.servers[0]!.phase).toMatch(/could not resolve npm package "@modelcontextprotocol\/server-memory"/);
+    const failed = (await events()).filter((e) => e.type === 'workspace_failed').at(-1);
+    expect(String(failed?.detail?.reason)).toMatch(/could not resolve npm package/);
   });
 });

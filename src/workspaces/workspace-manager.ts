@@ -1,6 +1,7 @@
 // Workspace lifecycle: create, converge to the spec, supervise (restart with backoff, degrade), delete, and
 // reconcile with the engine at start-up. Operations on one workspace run one at a time, in order.
 import { createHash } from 'node:crypto';
+import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { durationMs } from '../config/spec.js';
 import type { ServerSpec, WorkspaceSpec } from '../config/spec.js';
@@ -115,7 +116,7 @@ export interface ManagerDeps {
   /** Redacts secret values and credential shapes from what a server writes to its log. */
   redactLog(uid: string, line: string): string;
   runtime: DockerRuntimeClient;
-  images: Pick<ImageBuilder, 'ensureServerImage'>;
+  images: Pick<ImageBuilder, 'ensureServerImage' | 'recordedImage'>;
   logger: Logger;
   /** The URL a container is told (MCPX_API_ENDPOINT) for its workspace. */
   apiEndpoint(workspace: string): string;
@@ -364,7 +365,16 @@ export function createWorkspaceManager(deps: ManagerDeps) {
 
   // ---- converge: make the engine match the spec --------------------------------------------------------
 
-  const convergeServer = async (ws: WorkspaceState, spec: WorkspaceSpec, server: ServerSpec) => {
+  /**
+   * Makes one server's container match the spec. `wake` (a wake-up) brings the image the server already has and the
+   * engine's view of its container, looked up by wakeServer: no image is resolved, built or pulled then.
+   */
+  const convergeServer = async (
+    ws: WorkspaceState,
+    spec: WorkspaceSpec,
+    server: ServerSpec,
+    wake?: { image: ServerImage; container: Docker.ContainerInspectInfo | undefined },
+  ) => {
     let st = ws.servers.get(server.name);
     if (!st) {
       st = { spec: server, name: server.name, status: 'pending', phase: 'pending', logs: new LogBuffer(), crashes: [], generation: 0, stopping: false };
@@ -372,11 +382,18 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     }
     st.spec = server;
     st.phase = 'preparing image';
-    const image = await images.ensureServerImage(server, (message) => {
-      st.phase = message;
-    });
+    const image =
+      wake?.image ??
+      (await images.ensureServerImage(server, (message) => {
+        st.phase = message;
+      }));
     st.image = image;
-    event(ws, 'image_built', server.name, { image: image.image, cached: image.cached, ...(image.packageVersion ? { package: image.packageVersion } : {}) });
+    event(ws, 'image_built', server.name, {
+      image: image.image,
+      cached: image.cached,
+      ...(image.packageVersion ? { package: image.packageVersion } : {}),
+      ...(wake ? { recorded: true } : {}),
+    });
 
     const launcher = server.package !== undefined;
     const envSecrets = launcher ? [] : server.secrets.filter((s) => s.mode === 'env').map((s) => s.name);
@@ -423,7 +440,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     st.configHash = hash;
 
     const name = containerName(ws.name, server.name);
-    const existing = await runtime.inspect(name);
+    const existing = wake ? wake.container : await runtime.inspect(name);
     if (existing) {
       const labels = existing.Config.Labels ?? {};
       if (labels[LABELS.workspaceUid] === ws.uid && labels[LABELS.configHash] === hash) {
@@ -440,6 +457,30 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     st.phase = 'creating container';
     st.containerId = await runtime.createContainer(config);
     await attachAndStart(ws, st, false);
+  };
+
+  /**
+   * A wake-up of one server: the container it had (stopped by hibernate) and the image that container was made from,
+   * so a wake never asks a registry and never changes what the workspace runs. The image comes from the container
+   * (after a gateway restart the container is the only record), else, for a container removed behind the gateway's
+   * back, from the gateway's memory; a new container is then made from that image if it still exists. With neither,
+   * the server is converged like a create, which resolves its package again.
+   */
+  const wakeServer = async (ws: WorkspaceState, spec: WorkspaceSpec, server: ServerSpec) => {
+    const st = ws.servers.get(server.name);
+    const existing = await runtime.inspect(containerName(ws.name, server.name));
+    const own = existing?.Config.Labels?.[LABELS.workspaceUid] === ws.uid ? existing : undefined;
+    const recorded = own ? { image: own.Config.Image, id: own.Image } : st?.image;
+    if (!own) event(ws, 'container_missing', server.name, { reason: 'not found at wake-up', ...(recorded ? { image: recorded.image } : {}) });
+    let image: ServerImage | undefined;
+    // Made or woken by this process: what it knows needs no look-up.
+    if (own && st?.image?.image === own.Config.Image && st.image.id === own.Image) image = st.image;
+    else if (recorded) image = await images.recordedImage(server, recorded);
+    if (!image) {
+      logger.warn({ workspace: ws.name, server: server.name, recorded }, 'the image this server ran is gone: converging it like a create');
+      return convergeServer(ws, spec, server);
+    }
+    return convergeServer(ws, spec, server, { image: { ...image, cached: true }, container: existing });
   };
 
   /** The quota filesystem behind /workspace; a volume on another device (older gateway, reboot) is replaced. */
@@ -493,7 +534,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     return { networks: networks.length, rules };
   };
 
-  const converge = async (ws: WorkspaceState) => {
+  /** `wake`: a wake-up from hibernation (wakeServer for each server; no network clean-up unless one is known). */
+  const converge = async (ws: WorkspaceState, how: { wake?: boolean } = {}) => {
     const rec = store.getByUid(ws.uid);
     if (!rec || ws.deleting) return;
     const spec = rec.spec;
@@ -514,9 +556,12 @@ export function createWorkspaceManager(deps: ManagerDeps) {
         ws.servers.delete(name);
       }
     }
-    const results = await Promise.allSettled(spec.servers.map((s) => convergeServer(ws, spec, s)));
-    // Back to network "none": the servers have left the network; now it, its proxy and its rules go.
-    if (spec.network === 'none' && results.every((r) => r.status === 'fulfilled')) await removeNetwork(ws);
+    const results = await Promise.allSettled(spec.servers.map((s) => (how.wake ? wakeServer(ws, spec, s) : convergeServer(ws, spec, s))));
+    // Back to network "none": the servers have left the network; now it, its proxy and its rules go. A workspace
+    // hibernates only after a converge that finished, which for "none" removed them; the spec cannot change while
+    // it sleeps (an apply converges without `wake`), so a wake-up has nothing to remove unless this process knows one.
+    const mayHaveNetwork = !how.wake || ws.network !== undefined || ws.proxy !== undefined;
+    if (spec.network === 'none' && mayHaveNetwork && results.every((r) => r.status === 'fulfilled')) await removeNetwork(ws);
     const failed = results
       .map((r, i) => ({ r, server: spec.servers[i]!.name }))
       .filter((x): x is { r: PromiseRejectedResult; server: string } => x.r.status === 'rejected');
@@ -596,7 +641,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       ws.hibernating = false;
       ws.lastActive = Date.now();
       setStatus(ws, 'creating');
-      await converge(ws);
+      await converge(ws, { wake: true });
       const ms = Math.round(performance.now() - started);
       event(ws, 'workspace_woken', undefined, { ms });
       hibernation.onWake?.(ms);

@@ -91,10 +91,13 @@ export interface EventView {
 }
 
 export async function startTestGateway(
-  opts: { supervision?: Partial<SupervisionOptions>; hibernation?: Partial<HibernationOptions>; dataDir?: string; host?: string } = {},
+  opts: { supervision?: Partial<SupervisionOptions>; hibernation?: Partial<HibernationOptions>; dataDir?: string; host?: string; port?: number; imageCacheTtlMs?: number } = {},
 ): Promise<TestGateway> {
   const dataDir = opts.dataDir ?? tempDir('gw');
-  const loaded = loadGatewayConfig({ port: 0, dataDir, ...(opts.host ? { host: opts.host } : {}) }, {});
+  const loaded = loadGatewayConfig(
+    { port: opts.port ?? 0, dataDir, ...(opts.host ? { host: opts.host } : {}), ...(opts.imageCacheTtlMs !== undefined ? { imageCacheTtlMs: opts.imageCacheTtlMs } : {}) },
+    {},
+  );
   if (!loaded.ok) throw new Error(loaded.errors.join('; '));
   const logger = pino({ level: process.env.MCPX_TEST_LOG ?? 'silent' }, pino.destination(2));
   const gateway = await startGateway(loaded.config, { logger, ...(opts.supervision ? { supervision: opts.supervision } : {}), ...(opts.hibernation ? { hibernation: opts.hibernation } : {}) });
