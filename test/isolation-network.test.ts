@@ -212,4 +212,26 @@ describe('network lifecycle', () => {
     }
     await gw.waitStatus(B, owner, ['ready']);
   });
+
+  it('goes back to network none on apply: the network, its proxy and its rules go; a wake-up later brings none back', async () => {
+    const uidB = gw.gateway.manager.uidOf(B)!;
+    const networksOfB = async () => docker.listNetworks({ filters: { label: [`mcpx.workspace-uid=${uidB}`] } });
+    await gw.gateway.manager.settled(B);
+    expect(await networksOfB()).toHaveLength(1);
+    expect(iptablesRules()).toContain(uidB);
+    expect((await gw.api('PUT', `/api/v1/workspaces/${B}`, owner, spec(B, 'none'))).status).toBe(200);
+    await gw.waitStatus(B, owner, ['ready']);
+    await gw.gateway.manager.settled(B);
+    expect(await networksOfB()).toHaveLength(0);
+    expect(iptablesRules()).not.toContain(uidB);
+    expect((await docker.getContainer(`mcpx-${B}-evil`).inspect()).HostConfig.NetworkMode).toBe('none');
+
+    expect(await gw.gateway.manager.hibernateNow(B)).toBe(true);
+    // A request's arrival wakes it (what the MCP endpoint does).
+    await gw.gateway.manager.activity(B, 1);
+    void gw.gateway.manager.activity(B, -1);
+    expect((await events(B)).at(-1)?.type).toBe('workspace_woken');
+    expect(await networksOfB()).toHaveLength(0);
+    expect((await docker.getContainer(`mcpx-${B}-evil`).inspect()).State.Running).toBe(true);
+  });
 });
