@@ -2,7 +2,8 @@
 // them again transparently, and the wake-up is recorded. A restarted gateway leaves hibernating workspaces asleep.
 // A wake-up reuses the image and the container the workspace had: it works with the npm registry out of reach.
 import { execFileSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -101,15 +102,19 @@ describe('a wake-up with the registry out of reach', () => {
     expect(await running()).toEqual(['exited']);
   };
 
-  let before: { id: string; image: string };
+  /** The workspace's quota image, from its volume's label. */
+  const diskImage = async () => {
+    const volume = ((await docker.listVolumes({ filters: { label: [`mcpx.workspace=${WS}`] } })).Volumes ?? [])[0];
+    const image = volume?.Labels?.['mcpx.disk-image'];
+    expect(image).toMatch(/\.img$/);
+    return image!;
+  };
 
-  it('restarts the gateway with every npm resolution expired and npm pointed at a closed loopback port', async () => {
-    // The previous test left the workspace ready: put it to sleep on the old gateway.
-    await gw.gateway.manager.settled(WS);
-    await sleepNow();
-    before = await container();
-    expect(before.image).toMatch(/^sha256:/);
-    // The same port, as in production: the address the servers are told is part of their configuration.
+  /**
+   * A new gateway on the same data directory and port (as in production: the address the servers are told is part
+   * of their configuration), whose npm resolutions expire at once and whose npm asks a closed loopback port.
+   */
+  const restartCutOff = async () => {
     const port = Number(new URL(gw.url).port);
     await gw.close();
     // npm's environment is read once, when the gateway starts: only this gateway loses the registry.
@@ -125,6 +130,17 @@ describe('a wake-up with the registry out of reach', () => {
       }
     }
     expect(await status()).toBe('hibernating');
+  };
+
+  let before: { id: string; image: string };
+
+  it('restarts the gateway with every npm resolution expired and npm pointed at a closed loopback port', async () => {
+    // The previous test left the workspace ready: put it to sleep on the old gateway.
+    await gw.gateway.manager.settled(WS);
+    await sleepNow();
+    before = await container();
+    expect(before.image).toMatch(/^sha256:/);
+    await restartCutOff();
   });
 
   it('wakes from the stopped container and its image after a restart: same image, same container', async () => {
@@ -138,19 +154,46 @@ describe('a wake-up with the registry out of reach', () => {
     expect(ev.some((e) => e.type === 'workspace_failed' || e.type === 'container_destroyed')).toBe(false);
   });
 
+  it('after another restart, wakes onto a new loop device (its own detached, its number taken): the same image in a new container', async () => {
+    await sleepNow();
+    await restartCutOff();
+    const image = await diskImage();
+    const [device] = loopDevicesFor(image);
+    expect(device).toMatch(/^\/dev\/loop\d+$/);
+    // As after a host reboot: the image is on no device, and its old device number holds another file.
+    const squatter = join(tempDir('squat'), 'other.img');
+    writeFileSync(squatter, Buffer.alloc(1024 * 1024));
+    execFileSync('losetup', ['--detach', device!]);
+    try {
+      execFileSync('losetup', [device!, squatter]);
+      const since = await lastEventId();
+      expect(await readGraph()).toContain('kept across hibernation');
+      const now = await container();
+      expect(now.image).toBe(before.image);
+      expect(now.id).not.toBe(before.id);
+      before = now;
+      expect(loopDevicesFor(image)).not.toContain(device);
+      const ev = await eventsSince(since);
+      expect(ev.find((e) => e.type === 'volume_replaced')?.detail).toMatchObject({ previousDevice: device });
+      expect(ev.find((e) => e.type === 'image_built')?.detail).toMatchObject({ recorded: true });
+      expect(ev.some((e) => e.type === 'workspace_failed' || e.type === 'container_missing')).toBe(false);
+    } finally {
+      execFileSync('losetup', ['--detach', device!]);
+      rmSync(dirname(squatter), { recursive: true, force: true });
+    }
+  });
+
   it('wakes again in the same process, with the loop device detached behind its back meanwhile', async () => {
     await sleepNow();
-    const volume = ((await docker.listVolumes({ filters: { label: [`mcpx.workspace=${WS}`] } })).Volumes ?? [])[0];
-    const image = volume?.Labels?.['mcpx.disk-image'];
-    expect(image).toMatch(/\.img$/);
-    const devices = loopDevicesFor(image!);
+    const image = await diskImage();
+    const devices = loopDevicesFor(image);
     expect(devices.length).toBeGreaterThan(0);
     for (const d of devices) execFileSync('losetup', ['--detach', d]);
-    expect(loopDevicesFor(image!)).toEqual([]);
+    expect(loopDevicesFor(image)).toEqual([]);
 
     const since = await lastEventId();
     expect(await readGraph()).toContain('kept across hibernation');
-    expect(loopDevicesFor(image!)).toHaveLength(1);
+    expect(loopDevicesFor(image)).toHaveLength(1);
     expect((await container()).image).toBe(before.image);
     expect((await eventsSince(since)).some((e) => e.type === 'workspace_failed')).toBe(false);
   });

@@ -464,12 +464,13 @@ export function createWorkspaceManager(deps: ManagerDeps) {
    * so a wake never asks a registry and never changes what the workspace runs. The image comes from the container
    * (after a gateway restart the container is the only record), else, for a container removed behind the gateway's
    * back, from the gateway's memory; a new container is then made from that image if it still exists. With neither,
-   * the server is converged like a create, which resolves its package again.
+   * the server is converged like a create, which resolves its package again. `seen`: the engine's view of the
+   * container before the disk check; `removed`: the disk check has removed the workspace's containers since (it
+   * replaced their volume), so the container is made again from the image `seen` records.
    */
-  const wakeServer = async (ws: WorkspaceState, spec: WorkspaceSpec, server: ServerSpec) => {
+  const wakeServer = async (ws: WorkspaceState, spec: WorkspaceSpec, server: ServerSpec, seen: Docker.ContainerInspectInfo | undefined, removed: boolean) => {
     const st = ws.servers.get(server.name);
-    const existing = await runtime.inspect(containerName(ws.name, server.name));
-    const own = existing?.Config.Labels?.[LABELS.workspaceUid] === ws.uid ? existing : undefined;
+    const own = seen?.Config.Labels?.[LABELS.workspaceUid] === ws.uid ? seen : undefined;
     const recorded = own ? { image: own.Config.Image, id: own.Image } : st?.image;
     if (!own) event(ws, 'container_missing', server.name, { reason: 'not found at wake-up', ...(recorded ? { image: recorded.image } : {}) });
     let image: ServerImage | undefined;
@@ -480,16 +481,19 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       logger.warn({ workspace: ws.name, server: server.name, recorded }, 'the image this server ran is gone: converging it like a create');
       return convergeServer(ws, spec, server);
     }
-    return convergeServer(ws, spec, server, { image: { ...image, cached: true }, container: existing });
+    return convergeServer(ws, spec, server, { image: { ...image, cached: true }, container: removed && own ? undefined : seen });
   };
 
-  /** The quota filesystem behind /workspace; a volume on another device (older gateway, reboot) is replaced. */
-  const ensureDisk = async (ws: WorkspaceState, spec: WorkspaceSpec) => {
+  /**
+   * The quota filesystem behind /workspace; a volume on another device (older gateway, reboot) is replaced. True
+   * when the workspace's containers were removed for that (converge makes them again).
+   */
+  const ensureDisk = async (ws: WorkspaceState, spec: WorkspaceSpec): Promise<boolean> => {
     const name = volumeName(ws.name, ws.uid);
     const existing = await runtime.inspectVolume(name);
     // The volume names the device the image was attached to: checked first, so a wake-up lists no loop devices.
     const disk = await isolation.disks.ensure(ws.uid, spec.resources.disk, existing?.options.device);
-    if (existing && existing.options.device === disk.device && existing.options.type === 'ext4') return;
+    if (existing && existing.options.device === disk.device && existing.options.type === 'ext4') return false;
     if (existing) {
       // A volume cannot change its device while mounted: its containers go first and are recreated by converge.
       for (const st of ws.servers.values()) if (st.containerId) await destroyServer(ws, st);
@@ -501,6 +505,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       event(ws, 'volume_replaced', undefined, { volume: name, previousDevice: existing.options.device ?? null, device: disk.device, migrated: migrate });
     }
     await runtime.createDeviceVolume(name, { ...workspaceLabels(ws.name, ws.uid, deps.gatewayId), [LABELS.diskImage]: disk.image }, disk.device, 'ext4', 'nosuid,nodev');
+    return existing !== undefined;
   };
 
   /** The workspace network, its firewall rules and its egress proxy, in that order: nothing is reachable before the rules are in. */
@@ -539,8 +544,12 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     const rec = store.getByUid(ws.uid);
     if (!rec || ws.deleting) return;
     const spec = rec.spec;
+    // A wake-up first reads each server's stopped container, the record of the image it ran: a replaced volume
+    // (its loop device changed, e.g. after a host reboot) removes the containers.
+    const asleep = how.wake ? await Promise.all(spec.servers.map((s) => runtime.inspect(containerName(ws.name, s.name)))) : [];
+    let removed = false;
     try {
-      await ensureDisk(ws, spec);
+      removed = await ensureDisk(ws, spec);
       if (spec.network !== 'none') await ensureNetwork(ws, spec.network.egress);
     } catch (err) {
       // Without its quota or its fence a workspace does not start at all.
@@ -556,7 +565,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
         ws.servers.delete(name);
       }
     }
-    const results = await Promise.allSettled(spec.servers.map((s) => (how.wake ? wakeServer(ws, spec, s) : convergeServer(ws, spec, s))));
+    const results = await Promise.allSettled(spec.servers.map((s, i) => (how.wake ? wakeServer(ws, spec, s, asleep[i], removed) : convergeServer(ws, spec, s))));
     // Back to network "none": the servers have left the network; now it, its proxy and its rules go. A workspace
     // hibernates only after a converge that finished, which for "none" removed them; the spec cannot change while
     // it sleeps (an apply converges without `wake`), so a wake-up has nothing to remove unless this process knows one.
