@@ -958,7 +958,7 @@ function render(r: Report): MarkedSection {
     L.push(
       `One workspace (hibernate "never", so only \`hibernateNow\` puts it to sleep), one client session opened while it was awake. Each run: \`gateway.manager.hibernateNow(name)\`, ` +
         `wait until the container has exited, 300 ms more, then one \`tools/call\` \`read_graph\` on the same session; "event" is \`detail.ms\` of the \`workspace_woken\` event ` +
-        `(the gateway's converge: adopt the stopped container, attach, start, Node start-up at 0.5 CPU, MCP \`initialize\`), "client" is the call as the client saw it ` +
+        `(the gateway's wake-up: the disk check, adopt the stopped container with the image it was made from, attach, start, Node start-up at 0.5 CPU, MCP \`initialize\`), "client" is the call as the client saw it ` +
         `(the wake-up plus the call itself, including the tools/list the gateway asks a fresh server for before validating a call). Measured with no other workspace of this run present.`,
     );
     L.push('');
@@ -980,21 +980,19 @@ function render(r: Report): MarkedSection {
       L.push('');
       L.push(
         `Where the wake-up's time goes (median ms after it began, from the events' timestamps): the stopped container is found and adopted at ${fms(m('adopted'))} ` +
-          `(the disk check: \`losetup --list\`, the volume and image look-ups, the container inspect), \`docker start\` has returned at ${fms(m('started'))}, ` +
-          `the server has answered \`initialize\` at ${fms(m('initialized'))} (Node start-up of the server at 0.5 CPU), and the wake-up is recorded at ${fms(m('woken'))} ` +
-          `(after \`initialize\`, converge still removes a workspace network that a network-none workspace never had: 4 \`iptables -S\` runs and a network list).`,
+          `(the container inspect, the volume look-up, the loop device the volume names checked in sysfs), \`docker start\` has returned at ${fms(m('started'))}, ` +
+          `the server has answered \`initialize\` at ${fms(m('initialized'))} (Node start-up of the server at 0.5 CPU), and the wake-up is recorded at ${fms(m('woken'))}.`,
       );
     }
     const phx = xe?.runs.map((y) => y.phases).filter((y): y is WakePhases => y !== undefined) ?? [];
     if (xe && phx.length > 0) {
       L.push('');
       L.push(
-        `**A wake-up after the package resolution expired.** A wake-up converges the workspace like a create, and converge asks the image builder for the server's image, ` +
-          `which resolves an unpinned \`package\` again with \`npm view\` once the resolution is older than \`imageCacheTtlMs\` (default 10 minutes; the default ` +
-          `\`hibernate.after\` is 30 minutes, so a typical wake-up is past it unless another workspace resolved the same spec in the last 10 minutes). Measured on a second ` +
+        `**A wake-up after the package resolution expired.** A create or an apply resolves an unpinned \`package\` again with \`npm view\` once the resolution is older ` +
+          `than \`imageCacheTtlMs\` (default 10 minutes; the default \`hibernate.after\` is 30 minutes); a wake-up resolves nothing: it restarts the stopped container ` +
+          `from the image it was made from (\`test/hibernation.test.ts\` wakes workspaces with npm pointed at a closed port). Measured on a second ` +
           `gateway with \`imageCacheTtlMs: 0\`, ${xe.runs.length} runs: the container is adopted at ${fms(median(phx.map((y) => y.adopted)))} (median, vs ${fms(median(ph.map((y) => y.adopted)))} above), ` +
-          `the wake-up is recorded at ${fms(median(phx.map((y) => y.woken)))}. From reading the code (not measured): if the registry is slow or unreachable, the wake-up waits up to the resolver's 60 s timeout and the workspace ends \`failed\`; ` +
-          'if a newer version was published meanwhile, the wake-up builds a new image and replaces the container (its config hash changes).',
+          `the wake-up is recorded at ${fms(median(phx.map((y) => y.woken)))}.`,
       );
     }
   }
@@ -1177,7 +1175,7 @@ async function main(): Promise<void> {
     if (!interrupted) {
       // The same on a second gateway whose resolution of an unpinned package is never reused (imageCacheTtlMs 0):
       // what a wake-up costs once the default 10-minute resolution cache has expired, e.g. after 30 min asleep.
-      // A few `npm view` look-ups of the one package (1 + runs).
+      // One `npm view` look-up of the one package (its create); a wake-up resolves nothing.
       const g2 = await startBenchGateway({ imageCacheTtlMs: 0 });
       const b2 = new Bench(g2.gateway, g2.token, g2.gatewayId);
       try {
