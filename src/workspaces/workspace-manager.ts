@@ -544,15 +544,16 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     const rec = store.getByUid(ws.uid);
     if (!rec || ws.deleting) return;
     const spec = rec.spec;
-    // A wake-up first reads each server's stopped container, the record of the image it ran: a replaced volume
-    // (its loop device changed, e.g. after a host reboot) removes the containers.
-    const asleep = how.wake ? await Promise.all(spec.servers.map((s) => runtime.inspect(containerName(ws.name, s.name)))) : [];
+    let asleep: (Docker.ContainerInspectInfo | undefined)[] = [];
     let removed = false;
     try {
+      // A wake-up first reads each server's stopped container, the record of the image it ran: a replaced volume
+      // (its loop device changed, e.g. after a host reboot) removes the containers.
+      if (how.wake) asleep = await Promise.all(spec.servers.map((s) => runtime.inspect(containerName(ws.name, s.name))));
       removed = await ensureDisk(ws, spec);
       if (spec.network !== 'none') await ensureNetwork(ws, spec.network.egress);
     } catch (err) {
-      // Without its quota or its fence a workspace does not start at all.
+      // Without its quota or its fence (or, waking, the engine's answer) a workspace does not start at all.
       const reason = err instanceof Error ? err.message : String(err);
       for (const st of ws.servers.values()) st.phase = `failed: ${reason}`;
       event(ws, 'workspace_failed', undefined, { reason });
