@@ -15,6 +15,7 @@ import { AppError, conflict, notFound } from '../shared/errors.js';
 import { LogBuffer } from '../shared/log-buffer.js';
 import type { WorkspaceRecord, WorkspaceStatus, WorkspaceStore } from '../store/index.js';
 import type { IsolationView } from './verify.js';
+import { wakeImage } from './wake-image.js';
 
 export type ServerStatus = 'pending' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
 
@@ -471,14 +472,11 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   const wakeServer = async (ws: WorkspaceState, spec: WorkspaceSpec, server: ServerSpec, seen: Docker.ContainerInspectInfo | undefined, removed: boolean) => {
     const st = ws.servers.get(server.name);
     const own = seen?.Config.Labels?.[LABELS.workspaceUid] === ws.uid ? seen : undefined;
-    const recorded = own ? { image: own.Config.Image, id: own.Image } : st?.image;
-    if (!own) event(ws, 'container_missing', server.name, { reason: 'not found at wake-up', ...(recorded ? { image: recorded.image } : {}) });
-    let image: ServerImage | undefined;
-    // Made or woken by this process: what it knows needs no look-up.
-    if (own && st?.image?.image === own.Config.Image && st.image.id === own.Image) image = st.image;
-    else if (recorded) image = await images.recordedImage(server, recorded);
+    const source = wakeImage(own ? { image: own.Config.Image, id: own.Image } : undefined, st?.image);
+    if (!own) event(ws, 'container_missing', server.name, { reason: 'not found at wake-up', ...(source.from === 'recorded' ? { image: source.recorded.image } : {}) });
+    const image = source.from === 'known' ? source.image : source.from === 'recorded' ? await images.recordedImage(server, source.recorded) : undefined;
     if (!image) {
-      logger.warn({ workspace: ws.name, server: server.name, recorded }, 'the image this server ran is gone: converging it like a create');
+      logger.warn({ workspace: ws.name, server: server.name, source }, 'no image recorded for this server is left: converging it like a create');
       return convergeServer(ws, spec, server);
     }
     return convergeServer(ws, spec, server, { image: { ...image, cached: true }, container: removed && own ? undefined : seen });
