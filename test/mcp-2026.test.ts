@@ -592,6 +592,18 @@ describe('subscriptions/listen: change notifications for 2026-07-28 clients', ()
     }
   });
 
+  it('redacts credential shapes in what it delivers, as on 2025 streams', async () => {
+    const stream = await openListen(LISTEN, { toolsListChanged: true });
+    try {
+      await stream.next('the acknowledgement', isAck);
+      await callRaw(LISTEN, 'change', { kind: 'tools', note: 'key AKIAABCDEFGHIJKLMNOP here' });
+      const n = await stream.next('tools changed', (m) => m.method === 'notifications/tools/list_changed');
+      expect(n.params?._meta).toEqual({ 'com.example/note': 'key [REDACTED:aws-access-key-id] here', [ID]: stream.id });
+    } finally {
+      stream.close();
+    }
+  });
+
   it('(c) shares one upstream subscription between a 2025 session and a 2026 listener watching the same URI', async () => {
     const C = 'notify://one/c';
     const { client: legacy } = await connect(LISTEN);
