@@ -731,4 +731,17 @@ describe('subscriptions/listen: change notifications for 2026-07-28 clients', ()
     expect(stream.messages.map((m) => m.method ?? 'result')).toEqual(['notifications/subscriptions/acknowledged', 'result']);
     expect(stream.messages[1]).toMatchObject({ id: stream.id, result: { resultType: 'complete', _meta: { [ID]: stream.id } } });
   });
+
+  it('ends its listen streams gracefully when the workspace is deleted (runs last: it deletes one)', async () => {
+    const stream = await openListen(LISTEN_MULTI, { toolsListChanged: true, resourceSubscriptions: ['notify://alpha/a'] });
+    await stream.next('the acknowledgement', isAck);
+    const opened = Date.now();
+    await gw.remove(LISTEN_MULTI, owner);
+    // At once, not at the next keep-alive (25 s after opening), where a gone role would also end it.
+    const ended = await Promise.race([stream.done.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
+    expect(ended).toBe(true);
+    expect(Date.now() - opened).toBeLessThan(20_000);
+    expect(stream.messages.at(-1)).toMatchObject({ id: stream.id, result: { resultType: 'complete', _meta: { [ID]: stream.id } } });
+    await waitFor('no open listen stream', async () => ((await listenStreams()) === 0 ? true : undefined), 30_000);
+  });
 });
