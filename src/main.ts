@@ -181,6 +181,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     redaction.invalidate(uid);
     secrets.forget(uid);
   });
+  metrics.live('mcpx_mcp_sessions', 'Live MCP sessions of 2025-era clients', () => router.sessionCount);
+  metrics.live('mcpx_listen_streams', 'Open subscriptions/listen streams of 2026-07-28 clients', () => router.listenerCount);
   const sweeper = setInterval(() => router.sweep(Date.now()), 60_000);
   sweeper.unref();
   const mcp = createMcpRoutes({
@@ -240,6 +242,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     manager,
     close() {
       closing ??= (async () => {
+        // Listen streams are told the subscription ended (the revision's graceful close) before connections drop.
+        router.endListeners('the gateway is shutting down');
         await new Promise<void>((ok) => {
           server.close(() => ok());
           server.closeAllConnections();

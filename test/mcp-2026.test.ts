@@ -1,17 +1,23 @@
 // Protocol revision 2026-07-28 on /mcp/{workspace}, against real servers in containers: the SDK 2.x client pinned
 // to the stateless era (and in its 2025 mode on the same endpoint), multi round-trip sampling bridged to a 2025
-// server, and the revision's validation ladder over raw HTTP.
+// server, change notifications on subscriptions/listen streams, and the revision's validation ladder over raw HTTP.
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { ClientOptions } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestGateway } from './helpers/gateway.js';
+import { join } from 'node:path';
+import { REPO, startTestGateway, waitFor } from './helpers/gateway.js';
 import type { TestGateway } from './helpers/gateway.js';
 
 const SINGLE = 'it-2026-single';
 const MULTI = 'it-2026-multi';
+const LISTEN = 'it-2026-listen';
+const LISTEN_MULTI = 'it-2026-listen-multi';
 const V = '2026-07-28';
 const everything = { name: 'everything', package: '@modelcontextprotocol/server-everything', args: ['stdio'] };
 const memory = { name: 'memory', package: '@modelcontextprotocol/server-memory', env: { MEMORY_FILE_PATH: '/workspace/memory.json' } };
+// Emits change notifications on demand and counts the subscribe/unsubscribe requests it receives.
+const NOTIFY_PACKAGE = `file:${join(REPO, 'test/fixtures/notify-server')}`;
+const notify = (name: string, id = name) => ({ name, package: NOTIFY_PACKAGE, env: { NOTIFY_NAME: id } });
 
 let gw: TestGateway;
 let owner: string;
@@ -23,17 +29,18 @@ beforeAll(async () => {
   for (const spec of [
     { name: SINGLE, servers: [everything] },
     { name: MULTI, servers: [everything, memory] },
+    { name: LISTEN, servers: [notify('notify', 'one')], resourceUris: { deny: ['notify://one/secret'] }, members: { carol: 'member', dave: 'member' } },
+    { name: LISTEN_MULTI, servers: [notify('alpha'), notify('beta')] },
   ]) {
     const created = await gw.api('POST', '/api/v1/workspaces', owner, spec);
     if (created.status !== 201) throw new Error(`create ${spec.name}: ${created.status} ${JSON.stringify(created.body)}`);
   }
-  await Promise.all([gw.waitStatus(SINGLE, owner, ['ready']), gw.waitStatus(MULTI, owner, ['ready'])]);
+  await Promise.all([SINGLE, MULTI, LISTEN, LISTEN_MULTI].map((ws) => gw.waitStatus(ws, owner, ['ready'])));
 });
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
-  await gw?.remove(SINGLE, owner).catch(() => undefined);
-  await gw?.remove(MULTI, owner).catch(() => undefined);
+  for (const ws of [SINGLE, MULTI, LISTEN, LISTEN_MULTI]) await gw?.remove(ws, owner).catch(() => undefined);
   await gw?.close();
 });
 
@@ -108,6 +115,98 @@ const request = (method: string, params: Record<string, unknown> = {}, version =
   params: { ...params, _meta: { ...envelope(version, caps), ...(params._meta as Record<string, unknown> | undefined) } },
 });
 
+// ---- raw subscriptions/listen streams ---------------------------------------------------------------------------
+
+type Message = Record<string, unknown> & { id?: unknown; method?: string; params?: Record<string, unknown>; result?: Record<string, unknown>; error?: { code: number; message: string; data?: Record<string, unknown> } };
+
+interface ListenStream {
+  id: number;
+  status: number;
+  type: string;
+  /** Every message received so far (an error answer is the only one). */
+  messages: Message[];
+  next(what: string, match: (m: Message) => boolean, timeoutMs?: number): Promise<Message>;
+  close(): void;
+  /** Settles once the gateway ended the response (or the test closed it). */
+  done: Promise<void>;
+}
+
+/** Opens a subscriptions/listen stream with raw fetch and keeps reading it in the background. */
+async function openListen(ws: string, notifications: Record<string, unknown>, token = owner): Promise<ListenStream> {
+  const body = request('subscriptions/listen', { notifications });
+  const ctl = new AbortController();
+  const res = await fetch(`${gw.url}/mcp/${ws}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...modernHeaders(body) },
+    body: JSON.stringify(body),
+    signal: ctl.signal,
+  });
+  const type = res.headers.get('content-type') ?? '';
+  const messages: Message[] = [];
+  const done = (async () => {
+    if (!type.startsWith('text/event-stream')) {
+      messages.push(JSON.parse(await res.text()) as Message);
+      return;
+    }
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let buf = '';
+    try {
+      for (;;) {
+        const chunk = (await reader.read()) as { done: boolean; value?: Uint8Array };
+        if (chunk.done) return;
+        buf += decoder.decode(chunk.value, { stream: true });
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          for (const line of buf.slice(0, i).split('\n')) if (line.startsWith('data: ')) messages.push(JSON.parse(line.slice(6)) as Message);
+          buf = buf.slice(i + 2);
+        }
+      }
+    } catch {
+      // closed by the test
+    }
+  })();
+  return {
+    id: body.id,
+    status: res.status,
+    type,
+    messages,
+    next: (what, match, timeoutMs = 30_000) => waitFor(what, () => messages.find(match), timeoutMs, 20),
+    close: () => ctl.abort(),
+    done,
+  };
+}
+
+const isAck = (m: Message) => m.method === 'notifications/subscriptions/acknowledged';
+const updateOf = (uri: string) => (m: Message) => m.method === 'notifications/resources/updated' && m.params?.uri === uri;
+
+/** Calls a tool with a raw 2026 request (no SDK state in the way). */
+async function callRaw(ws: string, name: string, args: Record<string, unknown>, token = owner): Promise<Raw> {
+  const body = request('tools/call', { name, arguments: args });
+  const r = await post(ws, body, modernHeaders(body), 'POST', token);
+  if (r.body.error || r.body.result?.isError) throw new Error(`${name}: ${JSON.stringify(r.body)}`);
+  return r;
+}
+
+/** The gateway's count of open listen streams, from /metrics. */
+async function listenStreams(): Promise<number> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  const m = /^mcpx_listen_streams (\d+)$/m.exec(text);
+  if (!m) throw new Error('mcpx_listen_streams is not in /metrics');
+  return Number(m[1]);
+}
+
+interface UpstreamCounts {
+  counts: Record<string, { subscribe: number; unsubscribe: number }>;
+  active: string[];
+}
+
+/** What the notify server itself received: subscribe/unsubscribe requests per URI, and its subscriptions now. */
+async function upstream(ws: string, tool = 'counts'): Promise<UpstreamCounts> {
+  const r = await callRaw(ws, tool, {});
+  return JSON.parse((r.body.result?.content as { text: string }[])[0]!.text) as UpstreamCounts;
+}
+
 // ---- the SDK client, 2026-07-28 -------------------------------------------------------------------------------
 
 describe('the SDK 2.x client pinned to 2026-07-28, one server', () => {
@@ -122,8 +221,11 @@ describe('the SDK 2.x client pinned to 2026-07-28, one server', () => {
     expect(caps?.tools).toBeDefined();
     expect(caps?.prompts).toBeDefined();
     expect(caps?.resources).toBeDefined();
-    // Change notifications are not bridged, so they are not advertised.
-    expect(caps?.tools?.listChanged).toBeUndefined();
+    // The server declares change notifications, and the gateway delivers them on subscriptions/listen streams.
+    expect(caps?.tools?.listChanged).toBe(true);
+    expect(caps?.resources?.subscribe).toBe(true);
+    // Log messages are not bridged to this revision, so logging is not advertised.
+    expect(caps?.logging).toBeUndefined();
   });
 
   it('lists tools and calls echo', async () => {
@@ -313,25 +415,14 @@ describe('raw 2026-07-28 requests', () => {
     expect(r.body.error).toMatchObject({ code: -32602, data: { uri: 'demo://nowhere/at-all' } });
   });
 
-  it('acknowledges subscriptions/listen with the empty set it honours', async () => {
-    const body = request('subscriptions/listen', { notifications: { toolsListChanged: true } });
-    const ctl = new AbortController();
-    const res = await fetch(`${gw.url}/mcp/${SINGLE}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${owner}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...modernHeaders(body) },
-      body: JSON.stringify(body),
-      signal: ctl.signal,
-    });
-    expect(res.headers.get('content-type')).toContain('text/event-stream');
-    const reader = res.body!.getReader();
-    let got = '';
-    while (!got.includes('\n\n')) got += new TextDecoder().decode((await reader.read()).value as Uint8Array | undefined);
-    ctl.abort();
-    expect(sseMessages(got)[0]).toEqual({
-      jsonrpc: '2.0',
-      method: 'notifications/subscriptions/acknowledged',
-      params: { _meta: { 'io.modelcontextprotocol/subscriptionId': body.id }, notifications: {} },
-    });
+  it('ends a listen stream gracefully when nothing it asked for can be delivered', async () => {
+    const stream = await openListen(SINGLE, { toolsListChanged: false, resourceSubscriptions: [] });
+    await stream.done;
+    expect(stream.type).toContain('text/event-stream');
+    expect(stream.messages).toEqual([
+      { jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { _meta: { 'io.modelcontextprotocol/subscriptionId': stream.id }, notifications: {} } },
+      { jsonrpc: '2.0', id: stream.id, result: { resultType: 'complete', _meta: { 'io.modelcontextprotocol/subscriptionId': stream.id, 'io.modelcontextprotocol/serverInfo': expect.objectContaining({ name: 'mcp-servers/everything' }) as unknown } } },
+    ]);
   });
 });
 
@@ -419,5 +510,238 @@ describe('the 2026-07-28 validation ladder', () => {
     const r = await post(SINGLE, body, {});
     expect(r.status).toBe(400);
     expect(r.body.error?.message).toContain('Mcp-Session-Id');
+  });
+});
+
+// ---- change notifications: subscriptions/listen ------------------------------------------------------------------
+
+describe('subscriptions/listen: change notifications for 2026-07-28 clients', () => {
+  const ID = 'io.modelcontextprotocol/subscriptionId';
+
+  it('advertises listChanged and subscribe in server/discover where the servers declare them', async () => {
+    const body = request('server/discover');
+    const r = await post(LISTEN, body, modernHeaders(body));
+    expect(r.body.result?.capabilities).toMatchObject({
+      tools: { listChanged: true },
+      prompts: { listChanged: true },
+      resources: { subscribe: true, listChanged: true },
+    });
+    expect(r.body.result?.capabilities).not.toHaveProperty('logging');
+  });
+
+  it('(a) delivers updates of a watched URI to the SDK client, and nothing of an unwatched one', async () => {
+    const { client } = await connect(LISTEN, pinned());
+    const updates: string[] = [];
+    client.setNotificationHandler('notifications/resources/updated', (n) => {
+      updates.push(n.params.uri);
+    });
+    const sub = await client.listen({ resourceSubscriptions: ['notify://one/a'] });
+    expect(sub.honoredFilter).toEqual({ resourceSubscriptions: ['notify://one/a'] });
+    // The server notifies about every URI touched, subscribed or not: the gateway must filter.
+    await client.callTool({ name: 'touch', arguments: { uri: 'notify://one/b' } });
+    await client.callTool({ name: 'touch', arguments: { uri: 'notify://one/a' } });
+    await waitFor('the update of notify://one/a', () => (updates.includes('notify://one/a') ? true : undefined), 30_000, 20);
+    // b was touched first, on the same pipe and the same stream: had it been delivered, it would be here already.
+    expect(updates).toEqual(['notify://one/a']);
+    await sub.close();
+  });
+
+  it('(b) delivers a list change from any server of a multi-server workspace, only of the kinds asked for', async () => {
+    const { client } = await connect(LISTEN_MULTI, pinned());
+    const seen: string[] = [];
+    client.setNotificationHandler('notifications/tools/list_changed', () => {
+      seen.push('tools');
+    });
+    client.setNotificationHandler('notifications/prompts/list_changed', () => {
+      seen.push('prompts');
+    });
+    const sub = await client.listen({ toolsListChanged: true });
+    expect(sub.honoredFilter).toEqual({ toolsListChanged: true });
+    await client.callTool({ name: 'beta__change', arguments: { kind: 'prompts' } });
+    await client.callTool({ name: 'beta__change', arguments: { kind: 'tools' } });
+    await client.callTool({ name: 'alpha__change', arguments: { kind: 'tools' } });
+    await waitFor('two tools list changes', () => (seen.length >= 2 ? true : undefined), 30_000, 20);
+    // One workspace-level notification per change, whichever server it came from; prompts were not asked for.
+    expect(seen).toEqual(['tools', 'tools']);
+    await sub.close();
+  });
+
+  it('stamps the subscription id on the acknowledgement and on every notification of the stream', async () => {
+    const stream = await openListen(LISTEN_MULTI, { promptsListChanged: true, resourceSubscriptions: ['notify://alpha/a', 'notify://beta/a'] });
+    try {
+      expect(await stream.next('the acknowledgement', isAck)).toEqual({
+        jsonrpc: '2.0',
+        method: 'notifications/subscriptions/acknowledged',
+        params: { _meta: { [ID]: stream.id }, notifications: { promptsListChanged: true, resourceSubscriptions: ['notify://alpha/a', 'notify://beta/a'] } },
+      });
+      expect(stream.messages[0]).toMatchObject({ method: 'notifications/subscriptions/acknowledged' });
+      await callRaw(LISTEN_MULTI, 'beta__touch', { uri: 'notify://beta/a' });
+      await callRaw(LISTEN_MULTI, 'alpha__change', { kind: 'prompts' });
+      expect(await stream.next('beta/a updated', updateOf('notify://beta/a'))).toEqual({
+        jsonrpc: '2.0',
+        method: 'notifications/resources/updated',
+        params: { uri: 'notify://beta/a', _meta: { [ID]: stream.id } },
+      });
+      expect(await stream.next('prompts changed', (m) => m.method === 'notifications/prompts/list_changed')).toEqual({
+        jsonrpc: '2.0',
+        method: 'notifications/prompts/list_changed',
+        params: { _meta: { [ID]: stream.id } },
+      });
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('redacts credential shapes in what it delivers, as on 2025 streams', async () => {
+    const stream = await openListen(LISTEN, { toolsListChanged: true });
+    try {
+      await stream.next('the acknowledgement', isAck);
+      await callRaw(LISTEN, 'change', { kind: 'tools', note: 'key AKIAABCDEFGHIJKLMNOP here' });
+      const n = await stream.next('tools changed', (m) => m.method === 'notifications/tools/list_changed');
+      expect(n.params?._meta).toEqual({ 'com.example/note': 'key [REDACTED:aws-access-key-id] here', [ID]: stream.id });
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('(c) shares one upstream subscription between a 2025 session and a 2026 listener watching the same URI', async () => {
+    const C = 'notify://one/c';
+    const { client: legacy } = await connect(LISTEN);
+    expect(legacy.getNegotiatedProtocolVersion()).toBe('2025-11-25');
+    const legacyUpdates: string[] = [];
+    legacy.setNotificationHandler('notifications/resources/updated', (n) => {
+      legacyUpdates.push(n.params.uri);
+    });
+    await legacy.subscribeResource({ uri: C });
+    const { client: modern } = await connect(LISTEN, pinned());
+    const modernUpdates: string[] = [];
+    modern.setNotificationHandler('notifications/resources/updated', (n) => {
+      modernUpdates.push(n.params.uri);
+    });
+    const sub = await modern.listen({ resourceSubscriptions: [C] });
+    expect(sub.honoredFilter).toEqual({ resourceSubscriptions: [C] });
+    expect((await upstream(LISTEN)).counts[C]).toEqual({ subscribe: 1, unsubscribe: 0 });
+
+    // The 2025 session's GET stream opens on its own time after connect: touch until both have an update.
+    await waitFor(
+      'the update on both eras',
+      async () => {
+        if (legacyUpdates.length > 0 && modernUpdates.length > 0) return true;
+        await modern.callTool({ name: 'touch', arguments: { uri: C } });
+        await new Promise((r) => setTimeout(r, 200));
+        return undefined;
+      },
+      30_000,
+      0,
+    );
+
+    // The 2025 session lets go: the listener still holds the subscription, so nothing reaches the server.
+    await legacy.unsubscribeResource({ uri: C });
+    expect((await upstream(LISTEN)).counts[C]).toEqual({ subscribe: 1, unsubscribe: 0 });
+    const before = { legacy: legacyUpdates.length, modern: modernUpdates.length };
+    await modern.callTool({ name: 'touch', arguments: { uri: C } });
+    await waitFor('the listener’s next update', () => (modernUpdates.length > before.modern ? true : undefined), 30_000, 20);
+    expect(legacyUpdates.length).toBe(before.legacy);
+
+    // The last holder gone: exactly one unsubscribe, after exactly one subscribe.
+    await sub.close();
+    const after = await waitFor('the upstream unsubscribe', async () => {
+      const u = await upstream(LISTEN);
+      return u.counts[C]?.unsubscribe ? u : undefined;
+    });
+    expect(after.counts[C]).toEqual({ subscribe: 1, unsubscribe: 1 });
+    expect(after.active).not.toContain(C);
+  });
+
+  it('(d) closing the listen stream releases its subscription upstream', async () => {
+    const D = 'notify://one/d';
+    const stream = await openListen(LISTEN, { resourceSubscriptions: [D] });
+    expect((await stream.next('the acknowledgement', isAck)).params?.notifications).toEqual({ resourceSubscriptions: [D] });
+    const held = await upstream(LISTEN);
+    expect(held.counts[D]).toEqual({ subscribe: 1, unsubscribe: 0 });
+    expect(await listenStreams()).toBe(1);
+    expect(held.active).toContain(D);
+    await callRaw(LISTEN, 'touch', { uri: D });
+    await stream.next('the update of d', updateOf(D));
+
+    stream.close();
+    const released = await waitFor('the upstream unsubscribe', async () => {
+      const u = await upstream(LISTEN);
+      return u.counts[D]?.unsubscribe ? u : undefined;
+    });
+    expect(released.counts[D]).toEqual({ subscribe: 1, unsubscribe: 1 });
+    expect(released.active).not.toContain(D);
+    // Nothing of any listener of the earlier tests outlived its stream either (every one was closed).
+    await waitFor('no open listen stream', async () => ((await listenStreams()) === 0 ? true : undefined), 30_000);
+  });
+
+  it('silently does not watch a URI the policy denies, nor announce kinds nobody asked for', async () => {
+    const stream = await openListen(LISTEN, { toolsListChanged: false, promptsListChanged: true, resourceSubscriptions: ['notify://one/secret', 'notify://one/e'] });
+    try {
+      expect((await stream.next('the acknowledgement', isAck)).params?.notifications).toEqual({ promptsListChanged: true, resourceSubscriptions: ['notify://one/e'] });
+      await callRaw(LISTEN, 'touch', { uri: 'notify://one/secret' });
+      await callRaw(LISTEN, 'change', { kind: 'tools' });
+      await callRaw(LISTEN, 'touch', { uri: 'notify://one/e' });
+      await stream.next('the update of e', updateOf('notify://one/e'));
+      // Delivered in order on one stream: the two earlier ones would be here had they been sent.
+      expect(stream.messages.map((m) => m.method)).toEqual(['notifications/subscriptions/acknowledged', 'notifications/resources/updated']);
+      const u = await upstream(LISTEN);
+      expect(u.counts['notify://one/secret']).toBeUndefined();
+      expect(u.active).toContain('notify://one/e');
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('bounds listen streams at 16 per user and workspace; a closed one frees its slot', async () => {
+    const dave = await gw.token('dave');
+    const streams: ListenStream[] = [];
+    try {
+      for (let i = 0; i < 16; i++) streams.push(await openListen(LISTEN, { toolsListChanged: true }, dave));
+      for (const s of streams) await s.next('the acknowledgement', isAck);
+      const refused = await openListen(LISTEN, { toolsListChanged: true }, dave);
+      await refused.done;
+      expect(refused.status).toBe(200);
+      expect(refused.messages[0]).toMatchObject({ id: refused.id, error: { code: -32603, data: { limit: 16 } } });
+      // Another user is not affected.
+      const other = await openListen(LISTEN, { toolsListChanged: true });
+      streams.push(other);
+      await other.next('the acknowledgement', isAck);
+      streams.shift()!.close();
+      const again = await waitFor('a free slot', async () => {
+        const s = await openListen(LISTEN, { toolsListChanged: true }, dave);
+        await Promise.race([s.next('an answer', () => true), s.done]);
+        if (s.messages.some(isAck)) return s;
+        s.close();
+        return undefined;
+      });
+      streams.push(again);
+    } finally {
+      for (const s of streams) s.close();
+    }
+  });
+
+  it('ends a listener whose caller lost their role, before it delivers anything more', async () => {
+    const carol = await gw.token('carol');
+    const stream = await openListen(LISTEN, { toolsListChanged: true }, carol);
+    await stream.next('the acknowledgement', isAck);
+    expect((await gw.api('DELETE', `/api/v1/workspaces/${LISTEN}/members/carol`, owner)).status).toBeLessThan(300);
+    await callRaw(LISTEN, 'change', { kind: 'tools' });
+    await stream.done;
+    expect(stream.messages.map((m) => m.method ?? 'result')).toEqual(['notifications/subscriptions/acknowledged', 'result']);
+    expect(stream.messages[1]).toMatchObject({ id: stream.id, result: { resultType: 'complete', _meta: { [ID]: stream.id } } });
+  });
+
+  it('ends its listen streams gracefully when the workspace is deleted (runs last: it deletes one)', async () => {
+    const stream = await openListen(LISTEN_MULTI, { toolsListChanged: true, resourceSubscriptions: ['notify://alpha/a'] });
+    await stream.next('the acknowledgement', isAck);
+    const opened = Date.now();
+    await gw.remove(LISTEN_MULTI, owner);
+    // At once, not at the next keep-alive (25 s after opening), where a gone role would also end it.
+    const ended = await Promise.race([stream.done.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
+    expect(ended).toBe(true);
+    expect(Date.now() - opened).toBeLessThan(20_000);
+    expect(stream.messages.at(-1)).toMatchObject({ id: stream.id, result: { resultType: 'complete', _meta: { [ID]: stream.id } } });
+    await waitFor('no open listen stream', async () => ((await listenStreams()) === 0 ? true : undefined), 30_000);
   });
 });

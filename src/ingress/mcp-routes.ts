@@ -108,6 +108,7 @@ export function createMcpRoutes(deps: McpRouteDeps) {
       workspace,
       sub,
       role,
+      currentRole: () => deps.roleOf(workspace, verified.identity),
       ...(settings?.requests === false
         ? {}
         : {

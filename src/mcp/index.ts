@@ -3,7 +3,7 @@ export { UpstreamConnection, UpstreamClosedError, responseSize, GATEWAY_PROTOCOL
 export type { ChannelTransport, InitializeResult, UpstreamOptions, UpstreamRequestHandler } from './upstream-connection.js';
 export { classify, ProtocolError, RPC } from './json-rpc.js';
 export { createWorkspaceRouter, CancelledError, SUPPORTED_PROTOCOL_VERSIONS, LATEST_PROTOCOL_VERSION, NAME_SEPARATOR, WORKSPACE_ROOT, templatePattern } from './workspace-router.js';
-export type { WorkspaceRouter, Session, ClientSink, Directory, RouterOptions, Guardrails, RequestNote } from './workspace-router.js';
+export type { WorkspaceRouter, Session, ClientSink, Directory, RouterOptions, Guardrails, RequestNote, ListenFilter, ListenSink, Listener, ChangeSupport } from './workspace-router.js';
 export { RATE_LIMITED, WITHHELD } from './workspace-router.js';
 export { createStreamableHttp, SESSION_HEADER, VERSION_HEADER } from './streamable-http.js';
 export { SseStream } from './http-exchange.js';

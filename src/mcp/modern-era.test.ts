@@ -4,7 +4,7 @@ import { classifyInboundRequest } from '@modelcontextprotocol/server';
 import { describe, expect, it } from 'vitest';
 import { Exchange, createInputBridge } from './input-bridge.js';
 import type { JsonRpcResponse } from './json-rpc.js';
-import { admitPost, decodeHeaderValue, missingCapabilities, modernCapabilities, modernError, modernResult, upstreamParams } from './modern-era.js';
+import { admitPost, decodeHeaderValue, missingCapabilities, modernCapabilities, modernError, modernResult, subscriptionFilter, upstreamParams } from './modern-era.js';
 import type { PostHeaders } from './modern-era.js';
 import type { ClientSink, Session } from './workspace-router.js';
 
@@ -109,11 +109,29 @@ describe('shapes', () => {
   });
 
   it('advertises only what the gateway honours', () => {
-    expect(modernCapabilities({ tools: { listChanged: true }, resources: { subscribe: true, listChanged: true }, logging: {}, tasks: {}, completions: {} })).toEqual({
-      tools: {},
-      resources: {},
+    const caps = { tools: { listChanged: true }, prompts: {}, resources: { subscribe: true, listChanged: true }, logging: {}, tasks: {}, completions: {} };
+    expect(modernCapabilities(caps)).toEqual({ tools: {}, prompts: {}, resources: {}, completions: {} });
+    // Change notifications where a server of the workspace declares them (delivered on subscriptions/listen).
+    expect(modernCapabilities(caps, { tools: true, prompts: false, resources: false, subscribe: true })).toEqual({
+      tools: { listChanged: true },
+      prompts: {},
+      resources: { subscribe: true },
       completions: {},
     });
+    // Never a section the handshake lacks, whatever the support says.
+    expect(modernCapabilities({ tools: {} }, { tools: true, prompts: true, resources: true, subscribe: true })).toEqual({ tools: { listChanged: true } });
+  });
+
+  it('reads a subscriptions/listen filter, refusing malformed ones', () => {
+    expect(subscriptionFilter({ toolsListChanged: true, resourcesListChanged: false, resourceSubscriptions: ['a://b'], taskIds: ['x'] })).toEqual({
+      toolsListChanged: true,
+      resourcesListChanged: false,
+      resourceSubscriptions: ['a://b'],
+    });
+    expect(subscriptionFilter({})).toEqual({});
+    for (const bad of [undefined, null, [], 'tools', { toolsListChanged: 'yes' }, { resourceSubscriptions: 'a://b' }, { resourceSubscriptions: [1] }]) {
+      expect([bad, subscriptionFilter(bad)]).toEqual([bad, undefined]);
+    }
   });
 
   it('renames resource-not-found to -32602 with the URI', () => {

@@ -3,6 +3,7 @@
 import { RPC } from './json-rpc.js';
 import type { JsonRpcErrorObject, JsonRpcId, JsonRpcNotification, JsonRpcRequest } from './json-rpc.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from './workspace-router.js';
+import type { ChangeSupport, ListenFilter } from './workspace-router.js';
 
 export const MODERN_PROTOCOL_VERSION = '2026-07-28';
 /** The modern revisions this gateway serves statelessly (an envelope naming any other is refused with -32022). */
@@ -253,12 +254,14 @@ export function upstreamParams(params: Params | undefined): Params | undefined {
   return Object.keys(meta).length > 0 ? { ...rest, _meta: meta } : rest;
 }
 
+const NO_CHANGES: ChangeSupport = { tools: false, prompts: false, resources: false, subscribe: false };
+
 /**
- * Server capabilities as this gateway can honour them on the revision: change notifications would need
- * `subscriptions/listen` deliveries and log messages a per-request `logLevel`, neither of which it bridges, and
- * tasks left the core protocol.
+ * Server capabilities as this gateway can honour them on the revision: `listChanged` and `subscribe` only where a
+ * server of the workspace declares them (they are delivered on `subscriptions/listen` streams); no `logging`, since
+ * log messages would need a per-request `logLevel` the gateway does not bridge; tasks left the core protocol.
  */
-export function modernCapabilities(caps: Params): Params {
+export function modernCapabilities(caps: Params, support: ChangeSupport = NO_CHANGES): Params {
   const out: Params = {};
   for (const key of ['experimental', 'completions', 'extensions'] as const) if (isObject(caps[key])) out[key] = caps[key];
   for (const key of ['tools', 'prompts', 'resources'] as const) {
@@ -267,14 +270,38 @@ export function modernCapabilities(caps: Params): Params {
     const rest: Params = { ...c };
     delete rest.listChanged;
     delete rest.subscribe;
+    if (support[key]) rest.listChanged = true;
+    if (key === 'resources' && support.subscribe) rest.subscribe = true;
     out[key] = rest;
   }
   return out;
 }
 
 /**
+ * The `notifications` filter of a `subscriptions/listen` request (the revision's SubscriptionFilter): an object whose
+ * flags are booleans and whose `resourceSubscriptions` is an array of strings; keys it does not define are ignored.
+ * Undefined when malformed (the request is then refused with -32602).
+ */
+export function subscriptionFilter(v: unknown): ListenFilter | undefined {
+  if (!isObject(v)) return undefined;
+  const out: ListenFilter = {};
+  for (const flag of ['toolsListChanged', 'promptsListChanged', 'resourcesListChanged'] as const) {
+    const f = v[flag];
+    if (f === undefined) continue;
+    if (typeof f !== 'boolean') return undefined;
+    out[flag] = f;
+  }
+  const uris = v.resourceSubscriptions;
+  if (uris !== undefined) {
+    if (!Array.isArray(uris) || !uris.every((u): u is string => typeof u === 'string')) return undefined;
+    out.resourceSubscriptions = uris;
+  }
+  return out;
+}
+
+/**
  * A complete result as the revision shapes it: `resultType`, the cache fields on cacheable results (private and
- * not cacheable, since the gateway cannot promise freshness without change notifications), no `execution` on
+ * not cacheable: the gateway does not promise freshness, a client that wants it listens for changes), no `execution` on
  * tools, and the serving identity in `_meta`.
  */
 export function modernResult(method: string, result: unknown, serverInfo: unknown): Params {

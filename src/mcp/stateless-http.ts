@@ -1,13 +1,14 @@
 // MCP Streamable HTTP for protocol revision 2026-07-28 on /mcp/{workspace}: one stateless POST per request, the
-// revision's validation ladder, results shaped for it, and 2025-era POSTs handed on to the session transport.
+// revision's validation ladder, results shaped for it, `subscriptions/listen` streams, and 2025-era POSTs handed on
+// to the session transport.
 import { IncomingMessage } from 'node:http';
 import type { ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { accepts, parseJsonBody, PostResponder, readBody, SseStream, writeRpcError } from './http-exchange.js';
 import { createInputBridge, Exchange } from './input-bridge.js';
 import type { Binding } from './input-bridge.js';
-import { RPC } from './json-rpc.js';
-import type { JsonRpcRequest, JsonRpcResponse } from './json-rpc.js';
+import { ProtocolError, RPC } from './json-rpc.js';
+import type { JsonRpcId, JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from './json-rpc.js';
 import {
   ALL_SUPPORTED_VERSIONS,
   HEADERS,
@@ -22,12 +23,13 @@ import {
   modernCapabilities,
   modernError,
   modernResult,
+  subscriptionFilter,
   upstreamParams,
 } from './modern-era.js';
 import type { Envelope } from './modern-era.js';
 import type { Caller } from './streamable-http.js';
 import { RATE_LIMITED } from './workspace-router.js';
-import type { RequestNote, WorkspaceRouter } from './workspace-router.js';
+import type { Listener, ListenSink, RequestNote, WorkspaceRouter } from './workspace-router.js';
 
 export interface StatelessDeps {
   router: WorkspaceRouter;
@@ -89,7 +91,7 @@ export function createStatelessHttp(deps: StatelessDeps) {
     const d = router.describe(caller.workspace, MODERN_PROTOCOL_VERSION);
     return modernResult(
       'server/discover',
-      { supportedVersions: [...ALL_SUPPORTED_VERSIONS], capabilities: modernCapabilities(d.capabilities), ...(d.instructions ? { instructions: d.instructions } : {}) },
+      { supportedVersions: [...ALL_SUPPORTED_VERSIONS], capabilities: modernCapabilities(d.capabilities, router.changeSupport(caller.workspace)), ...(d.instructions ? { instructions: d.instructions } : {}) },
       d.serverInfo,
     );
   };
@@ -100,21 +102,92 @@ export function createStatelessHttp(deps: StatelessDeps) {
     return { workspace: caller.workspace, sub: caller.sub, method: msg.method, target: JSON.stringify([p.name, p.uri, p.arguments]) };
   };
 
-  /** A listen stream that acknowledges nothing: the gateway does not bridge change notifications (yet). */
-  const listen = (res: ServerResponse, msg: JsonRpcRequest): void => {
-    if (!isObject(msg.params?.notifications)) {
-      writeRpcError(res, 200, { code: RPC.invalidParams, message: 'Invalid params: subscriptions/listen needs a notifications filter' }, msg.id);
+  /** A notification stamped with the listen request's id, as the revision requires of every one on the stream. */
+  const stamped = (n: JsonRpcMessage, subscriptionId: JsonRpcId): JsonRpcMessage => {
+    const params = 'params' in n && isObject(n.params) ? n.params : {};
+    return { ...n, params: { ...params, _meta: { ...(isObject(params._meta) ? params._meta : {}), [META.subscriptionId]: subscriptionId } } };
+  };
+
+  /**
+   * `subscriptions/listen`: the response is an SSE stream that opens with `notifications/subscriptions/acknowledged`
+   * (the part of the filter honoured) and then carries the change notifications asked for, each stamped with the
+   * request's id. Closing the response releases everything; the gateway ending it (access revoked, workspace
+   * deleted, shutdown, or nothing to deliver) sends the empty result first, the revision's graceful close.
+   */
+  const listen = async (res: ServerResponse, msg: JsonRpcRequest, envelope: Envelope, caller: Caller): Promise<void> => {
+    const record = auditor(caller, msg, { decision: 'allow' });
+    const filter = subscriptionFilter(msg.params?.notifications);
+    if (!filter) {
+      writeRpcError(res, 200, { code: RPC.invalidParams, message: 'Invalid params: subscriptions/listen needs a notifications filter (booleans, and resourceSubscriptions as an array of strings)' }, msg.id);
+      record(`error:${RPC.invalidParams}`);
+      return;
+    }
+    // What the closures below see change as the stream is set up, acknowledged and ended.
+    const at: { stream?: SseStream; listener?: Listener; timer?: NodeJS.Timeout; gone: boolean; endedEarly: boolean } = { gone: false, endedEarly: false };
+    const early: JsonRpcMessage[] = [];
+    const close = (): void => {
+      const stream = at.stream;
+      if (!stream?.isOpen) return;
+      stream.send({ jsonrpc: '2.0', id: msg.id, result: { resultType: 'complete', _meta: { [META.subscriptionId]: msg.id, [META.serverInfo]: serverInfo(caller.workspace) } } });
+      stream.end();
+    };
+    const sink: ListenSink = {
+      send(n) {
+        if (at.gone) return false;
+        // Nothing may precede the acknowledgement: what arrives while the listener is being set up waits for it.
+        if (!at.stream) {
+          early.push(stamped(n, msg.id));
+          return true;
+        }
+        return at.stream.send(stamped(n, msg.id));
+      },
+      role: () => (caller.currentRole ? caller.currentRole() : caller.role),
+      ended() {
+        if (at.stream) close();
+        else at.endedEarly = true;
+      },
+    };
+    res.on('close', () => {
+      at.gone = true;
+      clearInterval(at.timer);
+      at.listener?.close();
+    });
+    let listener: Listener;
+    try {
+      listener = await router.listen({ workspace: caller.workspace, sub: caller.sub, role: caller.role, protocolVersion: envelope.protocolVersion }, filter, sink);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      if (!at.gone) writeRpcError(res, 200, modernError(err.toJSON(), msg.method, msg.params), msg.id);
+      record(`error:${err.code}`);
+      return;
+    }
+    at.listener = listener;
+    if (at.gone) {
+      listener.close();
+      record('cancelled');
       return;
     }
     const stream = new SseStream(res, SSE_HEADERS);
-    stream.send({
-      jsonrpc: '2.0',
-      method: 'notifications/subscriptions/acknowledged',
-      params: { _meta: { [META.subscriptionId]: msg.id }, notifications: {} },
-    });
-    const timer = setInterval(() => stream.keepAlive(), keepAliveMs);
-    timer.unref();
-    res.on('close', () => clearInterval(timer));
+    at.stream = stream;
+    stream.send({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { _meta: { [META.subscriptionId]: msg.id }, notifications: listener.honored } });
+    for (const m of early.splice(0)) stream.send(m);
+    record('ok');
+    if (at.endedEarly || Object.keys(listener.honored).length === 0) {
+      // Nothing it asked for can be delivered: the slot is not kept open for nothing.
+      listener.close();
+      close();
+      return;
+    }
+    at.timer = setInterval(() => {
+      // A quiet stream loses its access as soon as a busy one: the role is re-read at every keep-alive too.
+      if (caller.currentRole && !caller.currentRole()) {
+        listener.close();
+        close();
+        return;
+      }
+      stream.keepAlive();
+    }, keepAliveMs);
+    at.timer.unref();
   };
 
   /** One line of the audit trail per request answered (each MRTR leg is a request of its own). */
@@ -202,11 +275,7 @@ export function createStatelessHttp(deps: StatelessDeps) {
       auditor(caller, msg, { decision: 'allow' })('ok');
       return;
     }
-    if (msg.method === 'subscriptions/listen') {
-      listen(res, msg);
-      auditor(caller, msg, { decision: 'allow' })('ok');
-      return;
-    }
+    if (msg.method === 'subscriptions/listen') return listen(res, msg, envelope, caller);
     const params = msg.params;
     const state = params?.requestState;
     if (state !== undefined && INPUT_REQUIRED_METHODS.has(msg.method)) {

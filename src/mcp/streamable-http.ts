@@ -33,6 +33,8 @@ export interface Caller {
   workspace: string;
   sub: string;
   role: Role;
+  /** The caller's role as it is now (undefined: none any more); read by long-lived streams, which outlive `role`. */
+  currentRole?(): Role | undefined;
   /** Called once per request the transport answered (or that was cancelled). */
   audit?(record: McpAuditRecord): void;
 }

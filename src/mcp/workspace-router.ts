@@ -1,5 +1,6 @@
 // The multiplexer and aggregator behind /mcp/{workspace}: client sessions share each server's one process.
-// Era-neutral: transports hand it parsed JSON-RPC messages and a sink for messages tied to one request.
+// Era-neutral: transports hand it parsed JSON-RPC messages and a sink for messages tied to one request, or open a
+// listener (2026-07-28 `subscriptions/listen`) that shares the 2025 sessions' change notifications and subscriptions.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ProtocolError, RPC } from './json-rpc.js';
@@ -76,6 +77,49 @@ interface InFlight {
   sink: ClientSink;
 }
 
+/** The change notifications a listener asks for (the revision's SubscriptionFilter); absent means not wanted. */
+export interface ListenFilter {
+  toolsListChanged?: boolean;
+  promptsListChanged?: boolean;
+  resourcesListChanged?: boolean;
+  resourceSubscriptions?: string[];
+}
+
+/** Which change notifications a workspace's servers declare they send: what a listener can be promised. */
+export interface ChangeSupport {
+  tools: boolean;
+  prompts: boolean;
+  resources: boolean;
+  subscribe: boolean;
+}
+
+/** Where a listener's notifications go. */
+export interface ListenSink extends ClientSink {
+  /** The caller's role now: re-read before every delivery (as a session's is on every request); undefined ends the listener. */
+  role(): Role | undefined;
+  /** The router ended the listener itself (access gone, workspace deleted, gateway stopping); called at most once. */
+  ended(reason: string): void;
+}
+
+/** An open listener; `honored` is the part of its filter the router delivers. */
+export interface Listener {
+  readonly id: string;
+  readonly honored: ListenFilter;
+  /** Releases everything it holds (its resource subscriptions included); idempotent. */
+  close(): void;
+}
+
+interface ListenerEntry {
+  /** A session that is never stored: it only holds the listener's resource subscriptions and routes its upstream calls. */
+  session: Session;
+  /** The list kinds (tools, prompts, resources) it gets list_changed for. */
+  kinds: Set<string>;
+  sink: ListenSink;
+  open: boolean;
+}
+
+type Body = Omit<JsonRpcResponse, 'jsonrpc' | 'id'>;
+
 interface PendingClientAnswer {
   session: Session;
   resolve(r: Omit<JsonRpcResponse, 'jsonrpc' | 'id'>): void;
@@ -86,8 +130,10 @@ interface WorkspaceIndex {
   /** Resource URI -> the server that listed it. */
   resources: Map<string, string>;
   templates: { server: string; pattern: RegExp }[];
-  /** "server\0uri" -> subscribed session ids. */
+  /** "server\0uri" -> the ids of the sessions and listeners holding a subscription (never empty). */
   subscriptions: Map<string, Set<string>>;
+  /** "server\0uri" -> the first holder's subscribe, while the server has not answered it. */
+  subscribing: Map<string, Promise<Body>>;
   /** "server\0kind" -> the items that server listed (name -> item), kept until it says its list changed. */
   catalogs: Map<string, Map<string, Params>>;
 }
@@ -116,6 +162,9 @@ export interface RouterOptions {
   requestTimeoutMs?: number;
   sessionIdleMs?: number;
   maxSessions?: number;
+  /** Open listeners per user and workspace (default 16), and in all (default 1,000). */
+  maxListenersPerUser?: number;
+  maxListeners?: number;
   gatewayVersion?: string;
 }
 
@@ -151,13 +200,35 @@ export function createWorkspaceRouter(opts: RouterOptions) {
   const index = (ws: string): WorkspaceIndex => {
     let i = indexes.get(ws);
     if (!i) {
-      i = { resources: new Map(), templates: [], subscriptions: new Map(), catalogs: new Map() };
+      i = { resources: new Map(), templates: [], subscriptions: new Map(), subscribing: new Map(), catalogs: new Map() };
       indexes.set(ws, i);
     }
     return i;
   };
 
   const sessionsOf = (ws: string) => [...sessions.values()].filter((s) => s.workspace === ws);
+  const listeners = new Map<string, ListenerEntry>();
+  const listenersOf = (ws: string) => [...listeners.values()].filter((l) => l.session.workspace === ws);
+  const NO_SINK: ClientSink = { send: () => false };
+
+  /**
+   * A listener gets a notification only while its caller still has a role in the workspace and, for a resource
+   * update, may still access that URI under the workspace's policy; a caller without a role ends it.
+   */
+  const deliver = (l: ListenerEntry, n: JsonRpcNotification, uri?: string): void => {
+    if (!l.open) return;
+    const role = l.sink.role();
+    if (!role) {
+      endListener(l, 'the caller no longer has a role in this workspace');
+      return;
+    }
+    l.session.role = role;
+    if (uri !== undefined) {
+      const policy = directory.guardrails(l.session.workspace)?.policy;
+      if (!policy || !mayAccess(policy, 'resources', role, uri).allow) return;
+    }
+    l.sink.send(n);
+  };
 
   /**
    * Everything a server sends towards a client passes here: secret values are always replaced by
@@ -199,16 +270,28 @@ export function createWorkspaceRouter(opts: RouterOptions) {
         return;
       }
       case 'notifications/resources/updated': {
-        const subs = index(workspace).subscriptions.get(`${server}\0${String(params.uri)}`);
-        for (const id of subs ?? []) sessions.get(id)?.stream?.send(n);
+        const uri = String(params.uri);
+        const subs = index(workspace).subscriptions.get(`${server}\0${uri}`);
+        for (const id of [...(subs ?? [])]) {
+          const s = sessions.get(id);
+          if (s) s.stream?.send(n);
+          else {
+            const l = listeners.get(id);
+            if (l) deliver(l, n, uri);
+          }
+        }
         return;
       }
       case 'notifications/tools/list_changed':
       case 'notifications/prompts/list_changed':
-      case 'notifications/resources/list_changed':
-        index(workspace).catalogs.delete(`${server}\0${n.method.split('/')[1]!}`);
+      case 'notifications/resources/list_changed': {
+        const kind = n.method.split('/')[1]!;
+        index(workspace).catalogs.delete(`${server}\0${kind}`);
         for (const s of sessionsOf(workspace)) s.stream?.send(n);
+        // With several servers this is still the workspace's one list (names prefixed), so the method is unchanged.
+        for (const l of listenersOf(workspace)) if (l.kinds.has(kind)) deliver(l, n);
         return;
+      }
       case 'notifications/message': {
         const sub = typeof params.logger === 'string' ? `/${params.logger}` : '';
         const msg = multi() ? { ...n, params: { ...params, logger: `${server}${sub}` } } : n;
@@ -438,6 +521,83 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     return owner;
   };
 
+  // ---- resource subscriptions, shared by both eras -------------------------------------------------------
+
+  /**
+   * Adds `session` (a 2025 session or a listener) to the holders of (server, uri). Reference-counted across both
+   * eras: only the first holder's `subscribe` reaches the server, and holders arriving while it is under way wait
+   * for its answer instead of sending another. Returns the server's error when it refused.
+   */
+  const hold = async (session: Session, server: string, uri: string, subscribe: () => Promise<Body>): Promise<Body | undefined> => {
+    const i = index(session.workspace);
+    const key = `${server}\0${uri}`;
+    if (!i.subscriptions.has(key)) {
+      const theirs = i.subscribing.get(key);
+      const settled = theirs ? await theirs.catch(() => undefined) : undefined;
+      // Another holder's subscribe that failed (or was cancelled with its client) is no answer for this one.
+      if ((!settled || settled.error) && !i.subscriptions.has(key)) {
+        const mine: Promise<Body> = subscribe()
+          .then((r) => {
+            if (!r.error && !i.subscriptions.has(key)) i.subscriptions.set(key, new Set());
+            return r;
+          })
+          .finally(() => {
+            if (i.subscribing.get(key) === mine) i.subscribing.delete(key);
+          });
+        i.subscribing.set(key, mine);
+        const r = await mine;
+        if (r.error) return r;
+      }
+    }
+    const holders = i.subscriptions.get(key) ?? new Set<string>();
+    i.subscriptions.set(key, holders);
+    holders.add(session.id);
+    session.subscriptions.add(key);
+    return undefined;
+  };
+
+  /** Removes `session` from the holders of `key`; true when it was the last one, so the server must be told. */
+  const letGo = (session: Session, key: string): boolean => {
+    session.subscriptions.delete(key);
+    const subs = index(session.workspace).subscriptions;
+    const holders = subs.get(key);
+    if (!holders?.delete(session.id) || holders.size > 0) return false;
+    subs.delete(key);
+    return true;
+  };
+
+  const unsubscribeUpstream = (workspace: string, key: string): void => {
+    const [server, uri] = key.split('\0');
+    void directory.connection(workspace, server!)?.call('resources/unsubscribe', { uri }).catch(() => undefined);
+  };
+
+  const releaseHoldings = (session: Session): void => {
+    for (const key of [...session.subscriptions]) if (letGo(session, key)) unsubscribeUpstream(session.workspace, key);
+  };
+
+  const serverSubscribes = (workspace: string, server: string): boolean =>
+    obj(obj(directory.connection(workspace, server)?.initializeResult?.capabilities).resources).subscribe === true;
+
+  const changeSupport = (workspace: string): ChangeSupport => {
+    const caps = (directory.serverNames(workspace) ?? []).map((n) => obj(directory.connection(workspace, n)?.initializeResult?.capabilities));
+    const declared = (kind: string, flag: string) => caps.some((c) => obj(c[kind])[flag] === true);
+    return { tools: declared('tools', 'listChanged'), prompts: declared('prompts', 'listChanged'), resources: declared('resources', 'listChanged'), subscribe: declared('resources', 'subscribe') };
+  };
+
+  const closeListener = (l: ListenerEntry): void => {
+    if (!l.open) return;
+    l.open = false;
+    listeners.delete(l.session.id);
+    for (const clientId of [...l.session.requests.keys()]) router.abandon(l.session, clientId);
+    releaseHoldings(l.session);
+  };
+
+  const endListener = (l: ListenerEntry, reason: string): void => {
+    if (!l.open) return;
+    closeListener(l);
+    l.sink.ended(reason);
+  };
+
   const negotiate = (requested: unknown): string =>
     typeof requested === 'string' && (SUPPORTED_PROTOCOL_VERSIONS as readonly string[]).includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
 
@@ -625,24 +785,11 @@ export function createWorkspaceRouter(opts: RouterOptions) {
           const server = await ownerOf(session, params.uri, sink);
           note.server = server;
           if (msg.method === 'resources/read') return forward(session, msg.id, server, msg.method, msg.params, sink);
-          const key = `${server}\0${uri}`;
-          const subs = index(session.workspace).subscriptions;
-          const holders = subs.get(key) ?? new Set<string>();
           if (msg.method === 'resources/subscribe') {
-            // Reference-counted: only the first subscriber reaches the server.
-            if (holders.size === 0) {
-              const r = await forward(session, msg.id, server, msg.method, msg.params, sink);
-              if (r.error) return r;
-            }
-            holders.add(session.id);
-            subs.set(key, holders);
-            session.subscriptions.add(key);
-          } else {
-            holders.delete(session.id);
-            session.subscriptions.delete(key);
-            if (holders.size === 0 && subs.delete(key)) {
-              await forward(session, msg.id, server, msg.method, msg.params, sink).catch(() => undefined);
-            }
+            const refused = await hold(session, server, uri, () => forward(session, msg.id, server, msg.method, msg.params, sink));
+            if (refused) return refused;
+          } else if (letGo(session, `${server}\0${uri}`)) {
+            await forward(session, msg.id, server, msg.method, msg.params, sink).catch(() => undefined);
           }
           return { result: {} };
         }
@@ -715,17 +862,93 @@ export function createWorkspaceRouter(opts: RouterOptions) {
       if (!s) return false;
       sessions.delete(id);
       for (const clientId of [...s.requests.keys()]) router.abandon(s, clientId);
-      const subs = index(s.workspace).subscriptions;
-      for (const key of s.subscriptions) {
-        const holders = subs.get(key);
-        holders?.delete(id);
-        if (holders && holders.size === 0) {
-          subs.delete(key);
-          const [server, uri] = key.split('\0');
-          void directory.connection(s.workspace, server!)?.call('resources/unsubscribe', { uri }).catch(() => undefined);
+      releaseHoldings(s);
+      return true;
+    },
+
+    /**
+     * Opens a listener (2026-07-28 `subscriptions/listen`) bound to the caller: list changes of the kinds it asks
+     * for from every server of the workspace, and updates of the resources it watches. Watching a URI holds a
+     * subscription exactly as a 2025 session's `resources/subscribe` does (reference-counted across both eras).
+     * A URI the caller's role may not access, an unknown one, or one whose server does not do subscriptions is
+     * silently not watched: it is left out of `honored`, like a kind no server of the workspace announces.
+     */
+    async listen(caller: { workspace: string; sub: string; role: Role; protocolVersion: string }, filter: ListenFilter, sink: ListenSink): Promise<Listener> {
+      const { workspace, sub, role } = caller;
+      const g = directory.guardrails(workspace);
+      if (!directory.serverNames(workspace) || !g) throw new ProtocolError(RPC.internalError, 'the workspace is gone');
+      const limits = checkLimits(filter, g.limits);
+      if (!limits.ok) throw new ProtocolError(RPC.invalidParams, `Invalid params: ${limits.reason} (at notifications${limits.path ? `.${limits.path}` : ''})`);
+      const perUser = opts.maxListenersPerUser ?? 16;
+      if (listenersOf(workspace).filter((l) => l.session.sub === sub).length >= perUser) {
+        throw new ProtocolError(RPC.internalError, `too many listen streams: at most ${perUser} per user and workspace; close one first`, { limit: perUser });
+      }
+      if (listeners.size >= (opts.maxListeners ?? 1_000)) throw new ProtocolError(RPC.internalError, 'too many listen streams on this gateway; try again later');
+
+      const session: Session = {
+        id: `listen:${randomBytes(12).toString('base64url')}`,
+        workspace,
+        sub,
+        role,
+        protocolVersion: caller.protocolVersion,
+        clientCapabilities: {},
+        lastSeen: Date.now(),
+        requests: new Map(),
+        subscriptions: new Set(),
+      };
+      const entry: ListenerEntry = { session, kinds: new Set(), sink, open: true };
+      // Registered at once, so concurrent listens count against the limits.
+      listeners.set(session.id, entry);
+      const support = changeSupport(workspace);
+      const honored: ListenFilter = {};
+      for (const [flag, kind] of [
+        ['toolsListChanged', 'tools'],
+        ['promptsListChanged', 'prompts'],
+        ['resourcesListChanged', 'resources'],
+      ] as const) {
+        if (filter[flag] === true && support[kind]) {
+          honored[flag] = true;
+          entry.kinds.add(kind);
         }
       }
-      return true;
+      const uris = [...new Set(filter.resourceSubscriptions ?? [])];
+      if (uris.length > 0) {
+        const waking = directory.activity(workspace, 1);
+        try {
+          if (waking) await waking;
+          const watched: string[] = [];
+          for (const uri of uris) {
+            if (!entry.open) break;
+            if (!mayAccess(g.policy, 'resources', role, uri).allow) continue;
+            const server = await ownerOf(session, uri, NO_SINK).catch(() => undefined);
+            if (server === undefined || !serverSubscribes(workspace, server)) continue;
+            const refused = await hold(session, server, uri, () => forward(session, `listen:${++seq}`, server, 'resources/subscribe', { uri }, NO_SINK)).catch(
+              (err: unknown) => ({ error: { code: RPC.internalError, message: String(err) } }),
+            );
+            if (!refused) watched.push(uri);
+          }
+          if (watched.length > 0) honored.resourceSubscriptions = watched;
+        } finally {
+          void directory.activity(workspace, -1);
+        }
+      }
+      // Ended while it was being set up (workspace deleted): whatever was taken meanwhile goes back.
+      if (!entry.open) releaseHoldings(session);
+      return { id: session.id, honored, close: () => closeListener(entry) };
+    },
+
+    /** Which change notifications the workspace's servers declare (what `server/discover` may advertise). */
+    changeSupport(workspace: string): ChangeSupport {
+      return changeSupport(workspace);
+    },
+
+    /** Ends every listener (gateway shutdown): each sink hears why, so its client can be told gracefully. */
+    endListeners(reason: string): void {
+      for (const l of [...listeners.values()]) endListener(l, reason);
+    },
+
+    get listenerCount(): number {
+      return listeners.size;
     },
 
     /** Drops sessions idle for longer than the limit. */
@@ -737,6 +960,7 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     /** Drops every session of a workspace (deleted). */
     forgetWorkspace(workspace: string): void {
       for (const s of sessionsOf(workspace)) router.close(s.id);
+      for (const l of listenersOf(workspace)) endListener(l, 'the workspace was deleted');
       indexes.delete(workspace);
     },
 

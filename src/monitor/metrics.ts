@@ -6,6 +6,17 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: 'mcpx_process_' });
   return {
     registry,
+    /** A gauge read when scraped, from a count the gateway keeps anyway (sessions, streams). */
+    live(name: string, help: string, read: () => number): void {
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.set(read());
+        },
+      });
+    },
     httpRequests: new Counter({
       name: 'mcpx_http_requests_total',
       help: 'HTTP requests by route family and status code',
