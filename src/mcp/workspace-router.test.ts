@@ -123,3 +123,49 @@ describe('router listeners', () => {
     expect(count('resources/unsubscribe')).toBe(1);
   });
 });
+
+describe('router handshake of a multi-server workspace', () => {
+  const server = async (capabilities: Record<string, unknown>) => {
+    const conn: UpstreamConnection = new UpstreamConnection({
+      write(line) {
+        const msg = JSON.parse(line) as { id?: number };
+        if (msg.id !== undefined) {
+          const result = { protocolVersion: '2025-11-25', capabilities, serverInfo: { name: 'fake', version: '1' } };
+          setTimeout(() => conn.handleLine(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result })), 1);
+        }
+        return true;
+      },
+    });
+    await conn.initialize(1000);
+    return conn;
+  };
+  const routerFor = (conns: Record<string, UpstreamConnection | undefined>) =>
+    createWorkspaceRouter({
+      directory: {
+        serverNames: (ws) => (ws === WS ? Object.keys(conns) : undefined),
+        guardrails: () => ({ policy: {}, limits: DEFAULT_LIMITS, forbiddenArgs: [], maxResponseBytes: 1_000_000, concurrentPerServer: 100 }),
+        activity: () => undefined,
+        connection: (ws, name) => (ws === WS ? conns[name] : undefined),
+        onConnection: () => () => undefined,
+      },
+      validator: createSchemaValidator(),
+      logger: pino({ level: 'silent' }),
+    });
+  const init = { jsonrpc: '2.0' as const, id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25' } };
+
+  it('claims only what some server declared', async () => {
+    const router = routerFor({ a: await server({ tools: { listChanged: true } }), b: await server({ resources: {}, logging: {} }) });
+    expect(router.initialize(WS, 'bob', 'member', init).result.capabilities).toEqual({ tools: { listChanged: true }, resources: {}, logging: {} });
+  });
+
+  it('claims everything it can route while a server is down (its handshake unknown)', async () => {
+    const router = routerFor({ a: await server({ tools: {} }), b: undefined });
+    expect(router.initialize(WS, 'bob', 'member', init).result.capabilities).toEqual({
+      tools: { listChanged: true },
+      prompts: { listChanged: true },
+      resources: { listChanged: true, subscribe: true },
+      logging: {},
+      completions: {},
+    });
+  });
+});

@@ -607,7 +607,20 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     if (names.length === 1 && inits[0]) {
       return { ...inits[0], protocolVersion };
     }
-    const capabilities: Params = { tools: { listChanged: true }, prompts: { listChanged: true }, resources: { subscribe: true, listChanged: true }, logging: {}, completions: {} };
+    // What the servers declared, merged; a server whose handshake is not known (down right now) might declare
+    // anything, so while one is unknown the workspace claims every capability it can route.
+    const caps = inits.map((i) => (i ? obj(i.capabilities) : undefined));
+    const unknown = caps.some((c) => c === undefined);
+    const has = (kind: string, flag?: string) => unknown || caps.some((c) => c !== undefined && c[kind] !== undefined && (flag === undefined || obj(c[kind])[flag] === true));
+    const capabilities: Params = {};
+    for (const kind of ['tools', 'prompts', 'resources']) {
+      if (!has(kind)) continue;
+      capabilities[kind] = {
+        ...(has(kind, 'listChanged') ? { listChanged: true } : {}),
+        ...(kind === 'resources' && has(kind, 'subscribe') ? { subscribe: true } : {}),
+      };
+    }
+    for (const kind of ['logging', 'completions']) if (has(kind)) capabilities[kind] = {};
     const instructions = names
       .map((n, i) => (inits[i]?.instructions ? `[${n}] ${inits[i].instructions}` : ''))
       .filter(Boolean)
