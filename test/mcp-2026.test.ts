@@ -224,8 +224,8 @@ describe('the SDK 2.x client pinned to 2026-07-28, one server', () => {
     // The server declares change notifications, and the gateway delivers them on subscriptions/listen streams.
     expect(caps?.tools?.listChanged).toBe(true);
     expect(caps?.resources?.subscribe).toBe(true);
-    // Log messages are not bridged to this revision, so logging is not advertised.
-    expect(caps?.logging).toBeUndefined();
+    // The server declares logging, and the gateway delivers its log messages to requests that carry a logLevel.
+    expect(caps?.logging).toEqual({});
   });
 
   it('lists tools and calls echo', async () => {
@@ -526,7 +526,8 @@ describe('subscriptions/listen: change notifications for 2026-07-28 clients', ()
       prompts: { listChanged: true },
       resources: { subscribe: true, listChanged: true },
     });
-    expect(r.body.result?.capabilities).not.toHaveProperty('logging');
+    // The notify server declares logging: its log messages reach requests that carry a logLevel.
+    expect(r.body.result?.capabilities).toHaveProperty('logging', {});
   });
 
   it('(a) delivers updates of a watched URI to the SDK client, and nothing of an unwatched one', async () => {

@@ -4,7 +4,16 @@ import { classifyInboundRequest } from '@modelcontextprotocol/server';
 import { describe, expect, it } from 'vitest';
 import { Exchange, createInputBridge } from './input-bridge.js';
 import type { JsonRpcResponse } from './json-rpc.js';
-import { admitPost, decodeHeaderValue, missingCapabilities, modernCapabilities, modernError, modernResult, subscriptionFilter, upstreamParams } from './modern-era.js';
+import {
+  admitPost,
+  decodeHeaderValue,
+  missingCapabilities,
+  modernCapabilities,
+  modernError,
+  modernResult,
+  subscriptionFilter,
+  upstreamParams,
+} from './modern-era.js';
 import type { PostHeaders } from './modern-era.js';
 import type { ClientSink, Session } from './workspace-router.js';
 
@@ -112,14 +121,16 @@ describe('shapes', () => {
     const caps = { tools: { listChanged: true }, prompts: {}, resources: { subscribe: true, listChanged: true }, logging: {}, tasks: {}, completions: {} };
     expect(modernCapabilities(caps)).toEqual({ tools: {}, prompts: {}, resources: {}, completions: {} });
     // Change notifications where a server of the workspace declares them (delivered on subscriptions/listen).
-    expect(modernCapabilities(caps, { tools: true, prompts: false, resources: false, subscribe: true })).toEqual({
+    expect(modernCapabilities(caps, { tools: true, prompts: false, resources: false, subscribe: true, logging: false })).toEqual({
       tools: { listChanged: true },
       prompts: {},
       resources: { subscribe: true },
       completions: {},
     });
     // Never a section the handshake lacks, whatever the support says.
-    expect(modernCapabilities({ tools: {} }, { tools: true, prompts: true, resources: true, subscribe: true })).toEqual({ tools: { listChanged: true } });
+    expect(modernCapabilities({ tools: {} }, { tools: true, prompts: true, resources: true, subscribe: true, logging: false })).toEqual({ tools: { listChanged: true } });
+    // Logging where a server declares it: its messages reach the requests that carry a logLevel.
+    expect(modernCapabilities(caps, { tools: false, prompts: false, resources: false, subscribe: false, logging: true })).toHaveProperty('logging', {});
   });
 
   it('reads a subscriptions/listen filter, refusing malformed ones', () => {

@@ -2,7 +2,7 @@
 // (envelope, versions, standard headers) with the errors the revision prescribes, and the shape of its results.
 import { RPC } from './json-rpc.js';
 import type { JsonRpcErrorObject, JsonRpcId, JsonRpcNotification, JsonRpcRequest } from './json-rpc.js';
-import { SUPPORTED_PROTOCOL_VERSIONS } from './workspace-router.js';
+import { LOGGING_LEVELS, SUPPORTED_PROTOCOL_VERSIONS } from './workspace-router.js';
 import type { ChangeSupport, ListenFilter } from './workspace-router.js';
 
 export const MODERN_PROTOCOL_VERSION = '2026-07-28';
@@ -50,7 +50,7 @@ const CACHEABLE_METHODS: ReadonlySet<string> = new Set(['tools/list', 'prompts/l
 /** Which body field the `Mcp-Name` header mirrors, per method (streamable-http "Standard Request Headers"). */
 const NAME_SOURCE: Readonly<Record<string, 'name' | 'uri'>> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
 
-const LOG_LEVELS: ReadonlySet<string> = new Set(['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency']);
+const LOG_LEVELS: ReadonlySet<string> = new Set(LOGGING_LEVELS);
 const CLIENT_CAPABILITY_OBJECTS = ['experimental', 'sampling', 'elicitation', 'roots', 'extensions'] as const;
 
 type Params = Record<string, unknown>;
@@ -254,15 +254,16 @@ export function upstreamParams(params: Params | undefined): Params | undefined {
   return Object.keys(meta).length > 0 ? { ...rest, _meta: meta } : rest;
 }
 
-const NO_CHANGES: ChangeSupport = { tools: false, prompts: false, resources: false, subscribe: false };
+const NO_CHANGES: ChangeSupport = { tools: false, prompts: false, resources: false, subscribe: false, logging: false };
 
 /**
  * Server capabilities as this gateway can honour them on the revision: `listChanged` and `subscribe` only where a
- * server of the workspace declares them (they are delivered on `subscriptions/listen` streams); no `logging`, since
- * log messages would need a per-request `logLevel` the gateway does not bridge; tasks left the core protocol.
+ * server of the workspace declares them (they are delivered on `subscriptions/listen` streams); `logging` only where
+ * a server declares it (its log messages reach the request that carries a `logLevel`); tasks left the core protocol.
  */
 export function modernCapabilities(caps: Params, support: ChangeSupport = NO_CHANGES): Params {
   const out: Params = {};
+  if (support.logging) out.logging = {};
   for (const key of ['experimental', 'completions', 'extensions'] as const) if (isObject(caps[key])) out[key] = caps[key];
   for (const key of ['tools', 'prompts', 'resources'] as const) {
     const c = caps[key];

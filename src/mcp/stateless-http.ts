@@ -305,6 +305,7 @@ export function createStatelessHttp(deps: StatelessDeps) {
       // the exchange must see them all to answer -32021 as the revision prescribes, so it checks `declared` itself.
       clientCapabilities: { ...declared, sampling: declared.sampling ?? {}, elicitation: declared.elicitation ?? {} },
       clientInfo: envelope.clientInfo,
+      ...(envelope.logLevel !== undefined ? { logLevel: envelope.logLevel } : {}),
     });
     const upstream = upstreamParams(params);
     const exchange = new Exchange(router, session, INPUT_REQUIRED_METHODS.has(msg.method), declared);

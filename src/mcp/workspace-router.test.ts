@@ -6,7 +6,7 @@ import { createSchemaValidator, DEFAULT_LIMITS } from '../policy/index.js';
 import type { AccessPolicy } from '../policy/index.js';
 import type { JsonRpcMessage } from './json-rpc.js';
 import { UpstreamConnection } from './upstream-connection.js';
-import { createWorkspaceRouter } from './workspace-router.js';
+import { admitsLevel, createWorkspaceRouter, mostVerbose } from './workspace-router.js';
 import type { ListenSink, Role } from './workspace-router.js';
 
 const WS = 'ws';
@@ -167,5 +167,151 @@ describe('router handshake of a multi-server workspace', () => {
       logging: {},
       completions: {},
     });
+  });
+});
+
+describe('router log messages across eras', () => {
+  /** A server that declares logging, answers tools/call after 50 ms and records every level it is set to. */
+  async function logServer(capabilities: Record<string, unknown> = { tools: {}, logging: {} }) {
+    const levels: string[] = [];
+    const order: string[] = [];
+    const conn: UpstreamConnection = new UpstreamConnection({
+      write(line) {
+        const msg = JSON.parse(line) as { id?: number; method: string; params?: { level?: string } };
+        if (msg.id === undefined) return true;
+        order.push(msg.method);
+        if (msg.method === 'logging/setLevel') levels.push(String(msg.params?.level));
+        const result =
+          msg.method === 'initialize'
+            ? { protocolVersion: '2025-11-25', capabilities, serverInfo: { name: 'fake', version: '1' } }
+            : msg.method === 'tools/list'
+              ? { tools: [{ name: 't', inputSchema: { type: 'object' } }] }
+              : {};
+        setTimeout(() => conn.handleLine(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result })), msg.method === 'tools/call' ? 50 : 1);
+        return true;
+      },
+    });
+    await conn.initialize(1000);
+    const router = createWorkspaceRouter({
+      directory: {
+        serverNames: (ws) => (ws === WS ? ['s'] : undefined),
+        guardrails: () => ({ policy: {}, limits: DEFAULT_LIMITS, forbiddenArgs: [], maxResponseBytes: 1_000_000, concurrentPerServer: 100 }),
+        activity: () => undefined,
+        connection: (ws) => (ws === WS ? conn : undefined),
+        onConnection: () => () => undefined,
+      },
+      validator: createSchemaValidator(),
+      logger: pino({ level: 'silent' }),
+      logLevelLingerMs: 30,
+    });
+    const log = (level: string) => conn.handleLine(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level, data: level } }));
+    return { router, conn, levels, order, log };
+  }
+  const collect = () => {
+    const got: JsonRpcMessage[] = [];
+    return { got, sink: { send: (m: JsonRpcMessage) => got.push(m) > 0 }, levels: () => got.map((m) => ('params' in m ? String((m.params as { level?: string }).level) : '')) };
+  };
+  const call = (id: number) => ({ jsonrpc: '2.0' as const, id, method: 'tools/call', params: { name: 't', arguments: {} } });
+  const stateless = (router: Awaited<ReturnType<typeof logServer>>['router'], logLevel?: string) =>
+    router.statelessSession(WS, 'alice', 'member', { protocolVersion: '2026-07-28', ...(logLevel ? { logLevel } : {}) });
+  const session2025 = (router: Awaited<ReturnType<typeof logServer>>['router']) => {
+    const { session } = router.initialize(WS, 'bob', 'member', { jsonrpc: '2.0', id: 0, method: 'initialize', params: {} });
+    const stream = collect();
+    session.stream = stream.sink;
+    return { session, stream };
+  };
+
+  it('gives a 2026 request the messages at or above its logLevel while it is the one request in flight, and 2025 sessions everything as before', async () => {
+    const { router, levels, log } = await logServer();
+    const old = session2025(router);
+    const asked = collect();
+    const pending = router.request(stateless(router, 'warning'), call(1), asked.sink);
+    await new Promise((r) => setTimeout(r, 10));
+    log('info');
+    log('error');
+    log('nonsense');
+    await pending;
+    log('critical');
+    expect(asked.levels()).toEqual(['error']);
+    expect(old.stream.levels()).toEqual(['info', 'error', 'nonsense', 'critical']);
+    // No 2025 client set a level: the server was never touched.
+    expect(levels).toEqual([]);
+
+    const quiet = collect();
+    const p2 = router.request(stateless(router), call(2), quiet.sink);
+    await new Promise((r) => setTimeout(r, 10));
+    log('emergency');
+    await p2;
+    expect(quiet.got).toEqual([]);
+  });
+
+  it('gives no request a message while several are in flight to that server (the server names none)', async () => {
+    const { router, log } = await logServer();
+    const old = session2025(router);
+    const a = collect();
+    const b = collect();
+    const pa = router.request(stateless(router, 'debug'), call(1), a.sink);
+    const pb = router.request(stateless(router, 'debug'), call(2), b.sink);
+    await new Promise((r) => setTimeout(r, 10));
+    log('error');
+    await Promise.all([pa, pb]);
+    expect(a.got).toEqual([]);
+    expect(b.got).toEqual([]);
+    expect(old.stream.levels()).toEqual(['error']);
+  });
+
+  it('raises the server to the most verbose level needed while a 2026 request runs, then restores the 2025 level', async () => {
+    const { router, levels, order, log } = await logServer();
+    const old = session2025(router);
+    expect((await router.request(old.session, { jsonrpc: '2.0', id: 9, method: 'logging/setLevel', params: { level: 'error' } }, collect().sink)).error).toBeUndefined();
+    expect(levels).toEqual(['error']);
+    const asked = collect();
+    const pending = router.request(stateless(router, 'info'), call(1), asked.sink);
+    await new Promise((r) => setTimeout(r, 20));
+    // Set before anything of the request reached the server (its list fetch, then the call), and only once.
+    expect(order.slice(-3)).toEqual(['logging/setLevel', 'tools/list', 'tools/call']);
+    expect(levels).toEqual(['error', 'info']);
+    log('info');
+    log('error');
+    await pending;
+    // Restored after the linger (30 ms here), not at once.
+    expect(levels).toEqual(['error', 'info']);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(levels).toEqual(['error', 'info', 'error']);
+    expect(asked.levels()).toEqual(['info', 'error']);
+    // The 2025 session still sees only what it asked for.
+    expect(old.stream.levels()).toEqual(['error']);
+
+    // Overlapping requests: one raise to the most verbose, one restore after the last.
+    const p1 = router.request(stateless(router, 'notice'), call(2), collect().sink);
+    const p2 = router.request(stateless(router, 'debug'), call(3), collect().sink);
+    await Promise.all([p1, p2]);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(levels.slice(3)).toEqual(['notice', 'debug', 'error']);
+    // An invalid level is refused and changes nothing.
+    expect((await router.request(old.session, { jsonrpc: '2.0', id: 10, method: 'logging/setLevel', params: { level: 'loud' } }, collect().sink)).error?.code).toBe(-32602);
+  });
+
+  it('advertises logging only where a server declares it, and raises no level on a server without it', async () => {
+    expect((await logServer()).router.changeSupport(WS).logging).toBe(true);
+    const bare = await logServer({ tools: {} });
+    expect(bare.router.changeSupport(WS).logging).toBe(false);
+    const old = session2025(bare.router);
+    await bare.router.request(old.session, { jsonrpc: '2.0', id: 9, method: 'logging/setLevel', params: { level: 'error' } }, collect().sink);
+    await bare.router.request(stateless(bare.router, 'debug'), call(1), collect().sink);
+    // The 2025 level is forwarded as before (the server may refuse it); no raise for the 2026 request.
+    expect(bare.levels).toEqual(['error']);
+  });
+});
+
+describe('log level helpers', () => {
+  it('admit a level at or above the threshold, and anything without one', () => {
+    expect(admitsLevel('warning', 'error')).toBe(true);
+    expect(admitsLevel('warning', 'warning')).toBe(true);
+    expect(admitsLevel('warning', 'info')).toBe(false);
+    expect(admitsLevel('warning', 'loud')).toBe(false);
+    expect(admitsLevel(undefined, 'loud')).toBe(true);
+    expect(mostVerbose(['error', undefined, 'info', 'loud'])).toBe('info');
+    expect(mostVerbose([])).toBeUndefined();
   });
 });

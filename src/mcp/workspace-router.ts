@@ -22,6 +22,28 @@ const FORBIDDEN = -32001;
 
 export type Role = 'owner' | 'member' | 'viewer';
 
+/** The logging levels of MCP (RFC 5424 severities), least severe first. */
+export const LOGGING_LEVELS: readonly string[] = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+const SEVERITY: ReadonlyMap<string, number> = new Map(LOGGING_LEVELS.map((l, i) => [l, i]));
+
+/**
+ * Whether a log message at `level` passes a client's `threshold` (at that level or above). Without a threshold
+ * everything passes; a message whose level is not a known one passes only then.
+ */
+export function admitsLevel(threshold: string | undefined, level: unknown): boolean {
+  if (threshold === undefined) return true;
+  const t = SEVERITY.get(threshold);
+  const l = typeof level === 'string' ? SEVERITY.get(level) : undefined;
+  return t !== undefined && l !== undefined && l >= t;
+}
+
+/** The most verbose of some levels (unknown ones ignored); undefined when there is none. */
+export function mostVerbose(levels: Iterable<string | undefined>): string | undefined {
+  let best: string | undefined;
+  for (const l of levels) if (l !== undefined && SEVERITY.has(l) && (best === undefined || SEVERITY.get(l)! < SEVERITY.get(best)!)) best = l;
+  return best;
+}
+
 /** Where messages for one client go: a request's own stream, or the session's GET stream. */
 export interface ClientSink {
   send(message: JsonRpcMessage): boolean;
@@ -70,6 +92,8 @@ export interface Session {
   /** Client request id -> the upstream request it became (for cancellation). */
   requests: Map<JsonRpcId, { conn: UpstreamConnection; upstreamId: number }>;
   subscriptions: Set<string>;
+  /** A stateless (2026-07-28) request's `io.modelcontextprotocol/logLevel`: it gets log messages at or above it. */
+  logLevel?: string;
 }
 
 interface InFlight {
@@ -91,6 +115,8 @@ export interface ChangeSupport {
   prompts: boolean;
   resources: boolean;
   subscribe: boolean;
+  /** Some server declares `logging`: its log messages reach 2026 requests that carry a `logLevel`. */
+  logging: boolean;
 }
 
 /** Where a listener's notifications go. */
@@ -136,6 +162,8 @@ interface WorkspaceIndex {
   subscribing: Map<string, Promise<Body>>;
   /** "server\0kind" -> the items that server listed (name -> item), kept until it says its list changed. */
   catalogs: Map<string, Map<string, Params>>;
+  /** The level the 2025 sessions asked for last (`logging/setLevel`, workspace-wide); undefined: never set. */
+  logLevel?: string;
 }
 
 export class CancelledError extends Error {
@@ -165,6 +193,8 @@ export interface RouterOptions {
   /** Open listeners per user and workspace (default 16), and in all (default 1,000). */
   maxListenersPerUser?: number;
   maxListeners?: number;
+  /** How long a server keeps a level raised for 2026 requests after the last one ended (default 1 s: coalesces bursts). */
+  logLevelLingerMs?: number;
   gatewayVersion?: string;
 }
 
@@ -195,6 +225,10 @@ export function createWorkspaceRouter(opts: RouterOptions) {
   const pendingAnswers = new Map<string, PendingClientAnswer>();
   const attached = new WeakSet<UpstreamConnection>();
   const connServer = new WeakMap<UpstreamConnection, { workspace: string; server: string }>();
+  /** Per server process: the level the gateway last set upstream, and the levels 2026 requests in flight need. */
+  const upstreamLevel = new WeakMap<UpstreamConnection, string>();
+  const levelDemands = new WeakMap<UpstreamConnection, Map<string, number>>();
+  const restoring = new WeakSet<UpstreamConnection>();
   let seq = 0;
 
   const index = (ws: string): WorkspaceIndex => {
@@ -259,7 +293,7 @@ export function createWorkspaceRouter(opts: RouterOptions) {
 
   // ---- messages from servers ---------------------------------------------------------------------------
 
-  const onUpstreamNotification = (workspace: string, server: string, multi: () => boolean) => (raw: JsonRpcNotification) => {
+  const onUpstreamNotification = (workspace: string, server: string, conn: UpstreamConnection, multi: () => boolean) => (raw: JsonRpcNotification) => {
     const n = protectNote(workspace, server, raw);
     if (!n) return;
     const params = obj(n.params);
@@ -295,7 +329,10 @@ export function createWorkspaceRouter(opts: RouterOptions) {
       case 'notifications/message': {
         const sub = typeof params.logger === 'string' ? `/${params.logger}` : '';
         const msg = multi() ? { ...n, params: { ...params, logger: `${server}${sub}` } } : n;
-        for (const s of sessionsOf(workspace)) s.stream?.send(msg);
+        // 2025 sessions: at or above the level they asked for (the server may be more verbose for a 2026 request).
+        if (admitsLevel(index(workspace).logLevel, params.level)) for (const s of sessionsOf(workspace)) s.stream?.send(msg);
+        const only = soleRequest(conn);
+        if (only?.session.logLevel !== undefined && admitsLevel(only.session.logLevel, params.level)) only.sink.send(msg);
         return;
       }
       case 'notifications/cancelled': {
@@ -353,7 +390,7 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     attached.add(conn);
     connServer.set(conn, { workspace, server });
     const multi = () => (directory.serverNames(workspace)?.length ?? 1) > 1;
-    conn.onNotification(onUpstreamNotification(workspace, server, multi));
+    conn.onNotification(onUpstreamNotification(workspace, server, conn, multi));
     conn.requestHandler = onUpstreamRequest(workspace, server, conn);
     // A restarted server forgets subscriptions: renew the ones clients still hold.
     for (const [key, subs] of index(workspace).subscriptions) {
@@ -368,6 +405,62 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     if (!conn) throw new ProtocolError(RPC.internalError, `server "${server}" is not running right now; its tools are unavailable until it is back`);
     attach(workspace, server, conn);
     return conn;
+  };
+
+  // ---- log levels: per-request (2026-07-28) over a session-wide level (2025) ------------------------------
+
+  /**
+   * The one client request in flight to a server, when there is exactly one (counted per session, so a request's
+   * own list fetches do not count twice). A 2025 server's log message names no request: it can be attributed to a
+   * request only when no other is in flight to that server; otherwise it goes to no request at all.
+   */
+  const soleRequest = (conn: UpstreamConnection): InFlight | undefined => {
+    let only: InFlight | undefined;
+    for (const f of inflight.get(conn)?.values() ?? []) {
+      if (only && only.session !== f.session) return undefined;
+      only ??= f;
+    }
+    return only;
+  };
+
+  const declaresLogging = (conn: UpstreamConnection): boolean => conn.initializeResult?.capabilities.logging !== undefined;
+
+  /**
+   * Sets a server's level to the most verbose one its consumers need: the 2025 sessions' level and the levels of
+   * the 2026 requests in flight to it. A server never told a level is left alone while the 2025 side has not set
+   * one: it then sends everything (as SDK servers do), and the gateway filters per consumer. Sent only on a change.
+   */
+  const applyLevel = async (workspace: string, conn: UpstreamConnection): Promise<void> => {
+    const base = index(workspace).logLevel;
+    if (base === undefined) return;
+    const want = mostVerbose([base, ...(levelDemands.get(conn)?.keys() ?? [])])!;
+    if (upstreamLevel.get(conn) === want || conn.isClosed) return;
+    upstreamLevel.set(conn, want);
+    await conn.call('logging/setLevel', { level: want }, 10_000).catch(() => undefined);
+  };
+
+  /**
+   * The level goes back once no request needs it, after a short linger, so that a request's own list fetch and its
+   * call, or a burst of requests, do not flap it; whatever is current then is sent (never an outdated level).
+   */
+  const restoreLater = (workspace: string, conn: UpstreamConnection): void => {
+    if (restoring.has(conn)) return;
+    restoring.add(conn);
+    setTimeout(() => {
+      restoring.delete(conn);
+      void applyLevel(workspace, conn);
+    }, opts.logLevelLingerMs ?? 1_000).unref();
+  };
+
+  const demand = (conn: UpstreamConnection, level: string, delta: 1 | -1): void => {
+    let m = levelDemands.get(conn);
+    if (!m) {
+      m = new Map();
+      levelDemands.set(conn, m);
+    }
+    const n = (m.get(level) ?? 0) + delta;
+    if (n > 0) m.set(level, n);
+    else m.delete(level);
   };
 
   // ---- forwarding --------------------------------------------------------------------------------------
@@ -393,6 +486,12 @@ export function createWorkspaceRouter(opts: RouterOptions) {
       if (upToken) progress.delete(upToken);
       throw new ProtocolError(RATE_LIMITED, `too many requests in flight to server "${server}" (limit ${cap}); retry shortly`, { retryAfter: 1 });
     }
+    // A 2026 request asking for log messages: the server must send at least down to its level while it runs.
+    const level = session.logLevel !== undefined && declaresLogging(conn) ? session.logLevel : undefined;
+    if (level !== undefined) {
+      demand(conn, level, 1);
+      await applyLevel(session.workspace, conn);
+    }
     const { id, response } = conn.start(method, upParams, timeoutMs);
     flights.set(id, { session, sink });
     session.requests.set(clientId, { conn, upstreamId: id });
@@ -411,6 +510,10 @@ export function createWorkspaceRouter(opts: RouterOptions) {
       flights.delete(id);
       session.requests.delete(clientId);
       if (upToken) progress.delete(upToken);
+      if (level !== undefined) {
+        demand(conn, level, -1);
+        restoreLater(session.workspace, conn);
+      }
     }
   };
 
@@ -581,7 +684,13 @@ export function createWorkspaceRouter(opts: RouterOptions) {
   const changeSupport = (workspace: string): ChangeSupport => {
     const caps = (directory.serverNames(workspace) ?? []).map((n) => obj(directory.connection(workspace, n)?.initializeResult?.capabilities));
     const declared = (kind: string, flag: string) => caps.some((c) => obj(c[kind])[flag] === true);
-    return { tools: declared('tools', 'listChanged'), prompts: declared('prompts', 'listChanged'), resources: declared('resources', 'listChanged'), subscribe: declared('resources', 'subscribe') };
+    return {
+      tools: declared('tools', 'listChanged'),
+      prompts: declared('prompts', 'listChanged'),
+      resources: declared('resources', 'listChanged'),
+      subscribe: declared('resources', 'subscribe'),
+      logging: caps.some((c) => c.logging !== undefined),
+    };
   };
 
   const closeListener = (l: ListenerEntry): void => {
@@ -662,8 +771,14 @@ export function createWorkspaceRouter(opts: RouterOptions) {
      * A session for one stateless request (protocol 2026-07-28): never stored, so no later request can name it.
      * The caller dispatches with it, then calls `release`.
      */
-    statelessSession(workspace: string, sub: string, role: Role, meta: { protocolVersion: string; clientCapabilities?: unknown; clientInfo?: unknown }): Session {
+    statelessSession(
+      workspace: string,
+      sub: string,
+      role: Role,
+      meta: { protocolVersion: string; clientCapabilities?: unknown; clientInfo?: unknown; logLevel?: string },
+    ): Session {
       return {
+        ...(meta.logLevel !== undefined ? { logLevel: meta.logLevel } : {}),
         id: `stateless:${randomBytes(12).toString('base64url')}`,
         workspace,
         sub,
@@ -825,11 +940,20 @@ export function createWorkspaceRouter(opts: RouterOptions) {
           note.server = server;
           return forward(session, msg.id, server, msg.method, msg.params, sink);
         }
-        case 'logging/setLevel':
+        case 'logging/setLevel': {
+          // Workspace-wide, as before; each server gets the most verbose of it and what 2026 requests need now.
+          if (typeof params.level !== 'string' || !SEVERITY.has(params.level)) throw new ProtocolError(RPC.invalidParams, `Invalid params: level must be one of ${LOGGING_LEVELS.join(', ')}`);
+          index(session.workspace).logLevel = params.level;
           await Promise.all(
-            names.filter((n) => directory.connection(session.workspace, n)).map((n) => forward(session, `lvl:${++seq}`, n, msg.method, msg.params, sink).catch(() => undefined)),
+            names.flatMap((n) => {
+              const conn = directory.connection(session.workspace, n);
+              if (!conn) return [];
+              attach(session.workspace, n, conn);
+              return [applyLevel(session.workspace, conn)];
+            }),
           );
           return { result: {} };
+        }
         default:
           if (single) {
             note.server = names[0]!;
