@@ -7,10 +7,13 @@ import type { JsonRpcResponse } from './json-rpc.js';
 import {
   admitPost,
   decodeHeaderValue,
+  inBandStatus,
   missingCapabilities,
   modernCapabilities,
   modernError,
   modernResult,
+  paramDeclarations,
+  paramHeaderIssue,
   subscriptionFilter,
   upstreamParams,
 } from './modern-era.js';
@@ -226,5 +229,66 @@ describe('Exchange', () => {
     expect(bridge.take(token, { ...binding, target: '["other"]' })).toBeUndefined();
     expect(bridge.take(token, binding)).toBe(ex);
     expect(bridge.take(token, binding)).toBeUndefined();
+  });
+});
+
+describe('Mcp-Param-* headers (x-mcp-header)', () => {
+  const schema = {
+    type: 'object',
+    properties: {
+      region: { type: 'string', 'x-mcp-header': 'Region' },
+      shard: { type: 'integer', 'x-mcp-header': 'Shard' },
+      strict: { type: 'boolean', 'x-mcp-header': 'Strict' },
+      options: { type: 'object', properties: { tenant: { type: 'string', 'x-mcp-header': 'Tenant' } } },
+      list: { type: 'array', items: { type: 'string', 'x-mcp-header': 'Item' } },
+      either: { anyOf: [{ type: 'string', 'x-mcp-header': 'Either' }] },
+      spaced: { type: 'string', 'x-mcp-header': 'Not A Token' },
+      query: { type: 'string' },
+    },
+  };
+  const headers = (h: Record<string, string>) => (key: string) => h[key];
+
+  it('finds the declarations reachable through properties alone, once per schema object', () => {
+    const d = paramDeclarations(schema);
+    expect(d.map((x) => [x.path.join('.'), x.header, x.key])).toEqual([
+      ['region', 'Mcp-Param-Region', 'mcp-param-region'],
+      ['shard', 'Mcp-Param-Shard', 'mcp-param-shard'],
+      ['strict', 'Mcp-Param-Strict', 'mcp-param-strict'],
+      ['options.tenant', 'Mcp-Param-Tenant', 'mcp-param-tenant'],
+    ]);
+    expect(paramDeclarations(schema)).toBe(d);
+    expect(paramDeclarations({ type: 'object', properties: { q: { type: 'string' } } })).toHaveLength(0);
+    expect(paramDeclarations(undefined)).toHaveLength(0);
+  });
+
+  it('passes matching headers (plain, Base64 sentinel, integers numerically, booleans lower-case) and ignores undeclared ones', () => {
+    const d = paramDeclarations(schema);
+    const args = { region: 'Zürich', shard: 42, strict: false, options: { tenant: 'acme' }, query: 'x' };
+    const b64 = `=?base64?${Buffer.from('Zürich').toString('base64')}?=`;
+    expect(paramHeaderIssue(d, args, headers({ 'mcp-param-region': b64, 'mcp-param-shard': '42.0', 'mcp-param-strict': 'false', 'mcp-param-tenant': 'acme', 'mcp-param-other': 'x' }))).toBeUndefined();
+    // Absent or null in the body: no header expected.
+    expect(paramHeaderIssue(d, { query: 'x', region: null }, headers({}))).toBeUndefined();
+  });
+
+  it('refuses a missing, different, badly encoded or unbacked header with HeaderMismatch', () => {
+    const d = paramDeclarations(schema);
+    const issue = (args: Record<string, unknown>, h: Record<string, string>) => paramHeaderIssue(d, args, headers(h));
+    expect(issue({ region: 'eu' }, {})).toMatchObject({ code: -32020, data: { mismatch: { header: 'Mcp-Param-Region' } } });
+    expect(issue({ region: 'eu' }, {})?.message).toContain('absent');
+    expect(issue({ region: 'eu' }, { 'mcp-param-region': 'us' })?.message).toContain('"us"');
+    expect(issue({ shard: 42 }, { 'mcp-param-shard': '43' })?.code).toBe(-32020);
+    expect(issue({ shard: 42 }, { 'mcp-param-shard': '4.2e1' })?.code).toBe(-32020);
+    expect(issue({ strict: true }, { 'mcp-param-strict': 'True' })?.code).toBe(-32020);
+    expect(issue({ options: { tenant: 'a' } }, { 'mcp-param-tenant': 'b' })?.data).toMatchObject({ mismatch: { header: 'Mcp-Param-Tenant' } });
+    expect(issue({ region: 'eu' }, { 'mcp-param-region': '=?base64?not base64?=' })?.message).toContain('Base64');
+    expect(issue({ region: 'Zürich' }, { 'mcp-param-region': 'Zürich' })?.message).toContain('invalid characters');
+    // A header the body does not back: an intermediary may have routed on it.
+    expect(issue({}, { 'mcp-param-region': 'eu' })?.message).toContain('carries no arguments.region');
+  });
+
+  it('answers HeaderMismatch with HTTP 400', () => {
+    expect(inBandStatus(-32020)).toBe(400);
+    expect(inBandStatus(-32021)).toBe(400);
+    expect(inBandStatus(-32602)).toBe(200);
   });
 });

@@ -3,7 +3,7 @@
 import { RPC } from './json-rpc.js';
 import type { JsonRpcErrorObject, JsonRpcId, JsonRpcNotification, JsonRpcRequest } from './json-rpc.js';
 import { LOGGING_LEVELS, SUPPORTED_PROTOCOL_VERSIONS } from './workspace-router.js';
-import type { ChangeSupport, ListenFilter } from './workspace-router.js';
+import type { ArgumentHeaderIssue, ChangeSupport, ListenFilter } from './workspace-router.js';
 
 export const MODERN_PROTOCOL_VERSION = '2026-07-28';
 /** The modern revisions this gateway serves statelessly (an envelope naming any other is refused with -32022). */
@@ -344,8 +344,97 @@ export function modernError(error: JsonRpcErrorObject, method: string, params: P
 
 const DEFINED_CODES: ReadonlySet<number> = new Set(Object.values(MODERN_ERROR));
 
-/** HTTP status of an error produced while handling a request: in band (200), except the one the revision pins to 400. */
-export const inBandStatus = (code: number): number => (code === MODERN_ERROR.missingRequiredClientCapability ? 400 : 200);
+/**
+ * HTTP status of an error produced while handling a request: in band (200), except the ones the revision pins to
+ * 400 (a missing client capability; a header mismatch found once the tool's schema is known).
+ */
+export const inBandStatus = (code: number): number => (code === MODERN_ERROR.missingRequiredClientCapability || code === MODERN_ERROR.headerMismatch ? 400 : 200);
+
+// ---- Mcp-Param-* headers (streamable-http "Custom Headers from Tool Parameters", SEP-2243) ----------------------
+
+/** One tool parameter mirrored into a header: where it sits in the arguments, and the header that carries it. */
+export interface ParamDeclaration {
+  /** The chain of `properties` keys from the schema root to the parameter. */
+  path: readonly string[];
+  /** `Mcp-Param-<x-mcp-header>` as declared, and lower-cased as Node presents header names. */
+  header: string;
+  key: string;
+  type?: string;
+}
+
+const RFC9110_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const NO_DECLARATIONS: readonly ParamDeclaration[] = [];
+/** Per input schema object (the router's catalog keeps one per tool until its list changes): scanned once. */
+const declarationCache = new WeakMap<object, readonly ParamDeclaration[]>();
+
+/**
+ * The `x-mcp-header` declarations of a tool's input schema that a call must mirror: those statically reachable
+ * through `properties` keys alone, with a token for a name. An annotation anywhere else makes the tool invalid for
+ * clients (they drop it); the gateway does not expect a header for it. Cached per schema object, so a tool that
+ * declares nothing costs one WeakMap look-up per call.
+ */
+export function paramDeclarations(inputSchema: unknown): readonly ParamDeclaration[] {
+  if (!isObject(inputSchema)) return NO_DECLARATIONS;
+  const cached = declarationCache.get(inputSchema);
+  if (cached) return cached;
+  const found: ParamDeclaration[] = [];
+  const visit = (node: Params, path: string[], depth: number): void => {
+    if (depth > 32 || !isObject(node.properties)) return;
+    for (const [name, child] of Object.entries(node.properties)) {
+      if (!isObject(child)) continue;
+      const at = [...path, name];
+      const declared = child['x-mcp-header'];
+      if (typeof declared === 'string' && RFC9110_TOKEN.test(declared)) {
+        found.push({ path: at, header: `Mcp-Param-${declared}`, key: `mcp-param-${declared.toLowerCase()}`, ...(typeof child.type === 'string' ? { type: child.type } : {}) });
+      }
+      visit(child, at, depth + 1);
+    }
+  };
+  visit(inputSchema, [], 0);
+  const out = found.length === 0 ? NO_DECLARATIONS : found;
+  declarationCache.set(inputSchema, out);
+  return out;
+}
+
+/** Visible ASCII, space and tab: what a plain header value may carry (Node reads other bytes as Latin-1). */
+const PLAIN_HEADER_VALUE = /^[\t\x20-\x7e]*$/;
+const DECIMAL = /^-?\d+(\.\d+)?$/;
+
+/**
+ * Checks the `Mcp-Param-*` headers of a `tools/call` against its arguments, declaration by declaration: a value
+ * in the body (not null) needs its header, decoded (Base64 sentinel) equal to it (integers compared as numbers,
+ * booleans as `true`/`false`); a header with no value in the body, a value with invalid characters, or a malformed
+ * sentinel is refused too. Headers the tool does not declare are ignored. The answer is the revision's
+ * HeaderMismatch (-32020, HTTP 400), shaped like the standard headers' refusals.
+ */
+export function paramHeaderIssue(declarations: readonly ParamDeclaration[], args: unknown, header: (key: string) => string | undefined): ArgumentHeaderIssue | undefined {
+  for (const d of declarations) {
+    let value: unknown = args;
+    for (const k of d.path) value = isObject(value) ? value[k] : undefined;
+    const raw = header(d.key);
+    const where = `arguments.${d.path.join('.')}`;
+    if (value === undefined || value === null) {
+      if (raw === undefined) continue;
+      return paramMismatch(d.header, `the ${d.header} header is present but the body carries no ${where}`);
+    }
+    const body = typeof value === 'string' ? value : typeof value === 'boolean' ? String(value) : typeof value === 'number' && Number.isFinite(value) ? String(value) : undefined;
+    if (raw === undefined) {
+      return paramMismatch(d.header, `the body carries ${where}=${JSON.stringify(value)} but the required ${d.header} header is absent`);
+    }
+    if (!PLAIN_HEADER_VALUE.test(raw)) return paramMismatch(d.header, `the ${d.header} header carries invalid characters (use the Base64 sentinel form)`);
+    const decoded = decodeHeaderValue(raw);
+    if (decoded === undefined) return paramMismatch(d.header, `the ${d.header} header carries an invalid Base64 sentinel value`);
+    const same = typeof value === 'number' ? DECIMAL.test(decoded) && Number(decoded) === value : body !== undefined && decoded === body;
+    if (!same) return paramMismatch(d.header, `the ${d.header} header decodes to ${JSON.stringify(decoded)} but the body carries ${where}=${JSON.stringify(value)}`);
+  }
+  return undefined;
+}
+
+const paramMismatch = (header: string, body: string): ArgumentHeaderIssue => ({
+  code: MODERN_ERROR.headerMismatch,
+  message: `Bad Request: the request headers and body disagree: ${body}`,
+  data: { mismatch: { header, body } },
+});
 
 /**
  * The client capabilities an embedded input request needs and the client did not declare (the shape of

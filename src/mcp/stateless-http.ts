@@ -23,13 +23,15 @@ import {
   modernCapabilities,
   modernError,
   modernResult,
+  paramDeclarations,
+  paramHeaderIssue,
   subscriptionFilter,
   upstreamParams,
 } from './modern-era.js';
 import type { Envelope } from './modern-era.js';
 import type { Caller } from './streamable-http.js';
 import { RATE_LIMITED } from './workspace-router.js';
-import type { Listener, ListenSink, RequestNote, WorkspaceRouter } from './workspace-router.js';
+import type { Listener, ListenSink, RequestNote, Session, WorkspaceRouter } from './workspace-router.js';
 
 export interface StatelessDeps {
   router: WorkspaceRouter;
@@ -49,6 +51,18 @@ const header = (req: IncomingMessage, name: string): string | undefined => {
   const v = req.headers[name];
   return Array.isArray(v) ? v.join(', ') : v;
 };
+
+/**
+ * The `Mcp-Param-*` check of one `tools/call`, run by the router once it knows the tool's input schema (the one
+ * it validates the arguments against). A tool that declares no `x-mcp-header` parameter costs a cache look-up.
+ */
+const headerCheckFor =
+  (req: IncomingMessage): NonNullable<Session['headerCheck']> =>
+  (inputSchema, args) => {
+    const declarations = paramDeclarations(inputSchema);
+    if (declarations.length === 0) return undefined;
+    return paramHeaderIssue(declarations, args, (key) => header(req, key));
+  };
 
 /**
  * Whether a request on /mcp/{workspace} goes to the stateless handler: anything naming a 2026-era revision in
@@ -263,7 +277,7 @@ export function createStatelessHttp(deps: StatelessDeps) {
     }
   };
 
-  const request = async (res: ServerResponse, msg: JsonRpcRequest, envelope: Envelope, caller: Caller): Promise<void> => {
+  const request = async (req: IncomingMessage, res: ServerResponse, msg: JsonRpcRequest, envelope: Envelope, caller: Caller): Promise<void> => {
     if (!MODERN_METHODS.has(msg.method)) {
       writeRpcError(res, 404, { code: RPC.methodNotFound, message: `Method not found: ${msg.method} is not a method of protocol revision ${MODERN_PROTOCOL_VERSION}` }, msg.id);
       auditor(caller, msg, { decision: 'allow' })(`error:${RPC.methodNotFound}`);
@@ -306,6 +320,7 @@ export function createStatelessHttp(deps: StatelessDeps) {
       clientCapabilities: { ...declared, sampling: declared.sampling ?? {}, elicitation: declared.elicitation ?? {} },
       clientInfo: envelope.clientInfo,
       ...(envelope.logLevel !== undefined ? { logLevel: envelope.logLevel } : {}),
+      ...(msg.method === 'tools/call' ? { headerCheck: headerCheckFor(req) } : {}),
     });
     const upstream = upstreamParams(params);
     const exchange = new Exchange(router, session, INPUT_REQUIRED_METHODS.has(msg.method), declared);
@@ -352,7 +367,7 @@ export function createStatelessHttp(deps: StatelessDeps) {
           writeRpcError(res, 406, { code: RPC.invalidRequest, message: 'Not Acceptable: the client must accept both application/json and text/event-stream' }, admission.msg.id);
           return;
         }
-        return request(res, admission.msg, admission.envelope, caller);
+        return request(req, res, admission.msg, admission.envelope, caller);
     }
   };
 }

@@ -44,6 +44,13 @@ export function mostVerbose(levels: Iterable<string | undefined>): string | unde
   return best;
 }
 
+/** What a `Mcp-Param-*` check refuses a call with (the 2026-07-28 transport supplies the check). */
+export interface ArgumentHeaderIssue {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
 /** Where messages for one client go: a request's own stream, or the session's GET stream. */
 export interface ClientSink {
   send(message: JsonRpcMessage): boolean;
@@ -94,6 +101,11 @@ export interface Session {
   subscriptions: Set<string>;
   /** A stateless (2026-07-28) request's `io.modelcontextprotocol/logLevel`: it gets log messages at or above it. */
   logLevel?: string;
+  /**
+   * A stateless `tools/call`'s check of the HTTP headers mirroring arguments against the tool's input schema, run
+   * after the schema validation and before anything reaches the server; undefined (2025 sessions) checks nothing.
+   */
+  headerCheck?: (inputSchema: unknown, args: unknown) => ArgumentHeaderIssue | undefined;
 }
 
 interface InFlight {
@@ -775,10 +787,11 @@ export function createWorkspaceRouter(opts: RouterOptions) {
       workspace: string,
       sub: string,
       role: Role,
-      meta: { protocolVersion: string; clientCapabilities?: unknown; clientInfo?: unknown; logLevel?: string },
+      meta: { protocolVersion: string; clientCapabilities?: unknown; clientInfo?: unknown; logLevel?: string; headerCheck?: Session['headerCheck'] },
     ): Session {
       return {
         ...(meta.logLevel !== undefined ? { logLevel: meta.logLevel } : {}),
+        ...(meta.headerCheck ? { headerCheck: meta.headerCheck } : {}),
         id: `stateless:${randomBytes(12).toString('base64url')}`,
         workspace,
         sub,
@@ -900,6 +913,8 @@ export function createWorkspaceRouter(opts: RouterOptions) {
           if (kind === 'tools') {
             const valid = opts.validator.validate(item!.inputSchema, params.arguments ?? {});
             if (!valid.ok) deny(valid.reason, new ProtocolError(RPC.invalidParams, `Invalid arguments for tool ${exposed}: ${valid.reason}`));
+            const issue = session.headerCheck?.(item!.inputSchema, params.arguments);
+            if (issue) deny(issue.message, new ProtocolError(issue.code, issue.message, issue.data));
           }
           return forward(session, msg.id, target.server, msg.method, { ...params, name: target.name }, sink);
         }
