@@ -17,7 +17,8 @@ const everything = { name: 'everything', package: '@modelcontextprotocol/server-
 const memory = { name: 'memory', package: '@modelcontextprotocol/server-memory', env: { MEMORY_FILE_PATH: '/workspace/memory.json' } };
 // Emits change notifications on demand and counts the subscribe/unsubscribe requests it receives.
 const NOTIFY_PACKAGE = `file:${join(REPO, 'test/fixtures/notify-server')}`;
-const notify = (name: string, id = name) => ({ name, package: NOTIFY_PACKAGE, env: { NOTIFY_NAME: id } });
+const notify = (name: string, id = name) => ({ name, package: NOTIFY_PACKAGE, env: { NOTIFY_NAME: id } as Record<string, string> });
+const quiet = (server: ReturnType<typeof notify>) => ({ ...server, env: { ...server.env, NOTIFY_LOGGING: 'off' } });
 
 let gw: TestGateway;
 let owner: string;
@@ -30,7 +31,8 @@ beforeAll(async () => {
     { name: SINGLE, servers: [everything] },
     { name: MULTI, servers: [everything, memory] },
     { name: LISTEN, servers: [notify('notify', 'one')], resourceUris: { deny: ['notify://one/secret'] }, members: { carol: 'member', dave: 'member' } },
-    { name: LISTEN_MULTI, servers: [notify('alpha'), notify('beta')] },
+    // Servers without the logging capability: logging is not advertised there.
+    { name: LISTEN_MULTI, servers: [quiet(notify('alpha')), quiet(notify('beta'))] },
   ]) {
     const created = await gw.api('POST', '/api/v1/workspaces', owner, spec);
     if (created.status !== 201) throw new Error(`create ${spec.name}: ${created.status} ${JSON.stringify(created.body)}`);
@@ -199,6 +201,10 @@ async function listenStreams(): Promise<number> {
 interface UpstreamCounts {
   counts: Record<string, { subscribe: number; unsubscribe: number }>;
   active: string[];
+  /** Every level logging/setLevel set, in order. */
+  levels: string[];
+  /** Tool name -> calls received. */
+  calls: Record<string, number>;
 }
 
 /** What the notify server itself received: subscribe/unsubscribe requests per URI, and its subscriptions now. */
@@ -510,6 +516,157 @@ describe('the 2026-07-28 validation ladder', () => {
     const r = await post(SINGLE, body, {});
     expect(r.status).toBe(400);
     expect(r.body.error?.message).toContain('Mcp-Session-Id');
+  });
+});
+
+// ---- log messages: a request's logLevel (the server speaks 2025) ---------------------------------------------------
+
+const LOG_LEVEL = 'io.modelcontextprotocol/logLevel';
+type LogMessage = { level: string; logger?: string; data: unknown };
+const logsOf = (messages: Record<string, unknown>[], tag: string) =>
+  messages.filter((m) => m.method === 'notifications/message' && String((m.params as LogMessage).data).endsWith(tag)).map((m) => (m.params as LogMessage).level);
+
+/** A raw 2026 tools/call of the notify server's `log` tool; `logLevel` undefined sends none. */
+async function logCall(tag: string, levels: string[], logLevel: string | undefined, waitMs = 0): Promise<{ raw: Raw; messages: Record<string, unknown>[] }> {
+  const body = request('tools/call', { name: 'log', arguments: { levels, tag, waitMs }, ...(logLevel ? { _meta: { [LOG_LEVEL]: logLevel } } : {}) });
+  const raw = await post(LISTEN, body, modernHeaders(body));
+  expect(raw.status).toBe(200);
+  expect(raw.body).toMatchObject({ id: body.id, result: { resultType: 'complete' } });
+  return { raw, messages: raw.type.startsWith('text/event-stream') ? sseMessages(raw.text) : [raw.body] };
+}
+
+const ALL_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+
+describe('log messages for 2026-07-28 requests (io.modelcontextprotocol/logLevel)', () => {
+  it('delivers to the SDK 2.x client the messages at or above the level it asked for, on that request, and none without a level', async () => {
+    const { client } = await connect(LISTEN, pinned());
+    expect(client.getServerCapabilities()?.logging).toEqual({});
+    const got: LogMessage[] = [];
+    client.setNotificationHandler('notifications/message', (n) => {
+      got.push(n.params);
+    });
+    const r = await client.callTool({ name: 'log', arguments: { levels: ALL_LEVELS, tag: 'sdk-1' }, _meta: { [LOG_LEVEL]: 'warning' } });
+    expect(text(r)).toContain('logged sdk-1');
+    expect(got.filter((m) => String(m.data).endsWith('sdk-1')).map((m) => m.level)).toEqual(['warning', 'error', 'critical', 'alert', 'emergency']);
+    expect(got.every((m) => m.logger === 'fixture')).toBe(true);
+    await client.callTool({ name: 'log', arguments: { levels: ALL_LEVELS, tag: 'sdk-2' } });
+    expect(got.filter((m) => String(m.data).endsWith('sdk-2'))).toEqual([]);
+  });
+
+  it('streams them on the request’s own SSE response before its result; a request without a level gets plain JSON', async () => {
+    const { raw, messages } = await logCall('raw-1', ['debug', 'info', 'error'], 'info');
+    expect(raw.type).toContain('text/event-stream');
+    expect(messages.map((m) => m.method ?? 'result')).toEqual(['notifications/message', 'notifications/message', 'result']);
+    expect(logsOf(messages, 'raw-1')).toEqual(['info', 'error']);
+    const none = await logCall('raw-2', ['debug', 'emergency'], undefined);
+    expect(none.raw.type).toContain('application/json');
+    expect(logsOf(none.messages, 'raw-2')).toEqual([]);
+  });
+
+  it('gives no request a message while another request is in flight to the same server (a 2025 server names none)', async () => {
+    const slow = logCall('amb-slow', [], 'debug', 2_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const during = await logCall('amb-1', ['error'], 'debug');
+    const { messages: slowMessages } = await slow;
+    expect(logsOf(during.messages, 'amb-1')).toEqual([]);
+    expect(logsOf(slowMessages, 'amb-1')).toEqual([]);
+    // Alone again, the same request gets it.
+    expect(logsOf((await logCall('amb-2', ['error'], 'debug')).messages, 'amb-2')).toEqual(['error']);
+  });
+
+  it('keeps a 2025 session’s log messages at its own level while the server is raised for a 2026 request, then restores it', async () => {
+    const { client } = await connect(LISTEN);
+    expect(client.getNegotiatedProtocolVersion()).toBe('2025-11-25');
+    const got: LogMessage[] = [];
+    client.setNotificationHandler('notifications/message', (n) => {
+      got.push(n.params);
+    });
+    await client.setLoggingLevel('error');
+    // The 2025 session's own call: its server filters at the level the session set.
+    await client.callTool({ name: 'log', arguments: { levels: ['info', 'error'], tag: 'old-1' } });
+    await waitFor('the 2025 session to get its error message', () => (got.some((m) => m.data === 'error old-1') ? true : undefined), 10_000);
+
+    const before = (await upstream(LISTEN)).levels.length;
+    const modern = await logCall('mixed', ['debug', 'info', 'error'], 'debug');
+    expect(logsOf(modern.messages, 'mixed')).toEqual(['debug', 'info', 'error']);
+    await waitFor('the 2025 session to get the error message', () => (got.some((m) => m.data === 'error mixed') ? true : undefined), 10_000);
+    // Raised for the 2026 request, then back to the 2025 session's level after the linger (1 s).
+    const levels = await waitFor(
+      'the level to be restored',
+      async () => {
+        const l = (await upstream(LISTEN)).levels.slice(before);
+        return l.at(-1) === 'error' ? l : undefined;
+      },
+      10_000,
+      200,
+    );
+    expect(levels).toEqual(['debug', 'error']);
+    // What the server sent at debug and info for the 2026 request never reached the 2025 session.
+    expect(got.filter((m) => String(m.data).endsWith('mixed')).map((m) => m.level)).toEqual(['error']);
+    expect(got.filter((m) => String(m.data).endsWith('old-1')).map((m) => m.level)).toEqual(['error']);
+  });
+
+  it('does not advertise logging where no server declares it', async () => {
+    const body = request('server/discover');
+    const r = await post(LISTEN_MULTI, body, modernHeaders(body));
+    expect(r.status).toBe(200);
+    expect(r.body.result?.capabilities).toHaveProperty('tools');
+    expect(r.body.result?.capabilities).not.toHaveProperty('logging');
+  });
+});
+
+// ---- Mcp-Param-* headers (x-mcp-header) --------------------------------------------------------------------------
+
+describe('Mcp-Param-* headers mirrored from tool parameters (x-mcp-header)', () => {
+  /** A raw call of the notify server's `lookup` tool with the given Mcp-Param-* headers. */
+  const lookup = async (args: Record<string, unknown>, params: Record<string, string>) => {
+    const body = request('tools/call', { name: 'lookup', arguments: args });
+    return post(LISTEN, body, modernHeaders(body, params));
+  };
+  const lookups = async () => (await upstream(LISTEN)).calls.lookup ?? 0;
+
+  it('lets the SDK 2.x client call a tool with x-mcp-header parameters (it mirrors them itself)', async () => {
+    const { client } = await connect(LISTEN, pinned());
+    const { tools } = await client.listTools();
+    expect(tools.find((t) => t.name === 'lookup')?.inputSchema.properties?.region).toMatchObject({ 'x-mcp-header': 'Region' });
+    const r = await client.callTool({ name: 'lookup', arguments: { region: 'eu-west-1', shard: 7, query: 'sdk' } });
+    expect(text(r)).toContain('eu-west-1');
+  });
+
+  it('passes matching headers (plain, Base64 sentinel, an integer compared as a number) and ignores headers nobody declared', async () => {
+    const before = await lookups();
+    const ok = await lookup({ region: 'eu-west-1', shard: 7, query: 'a' }, { 'mcp-param-region': 'eu-west-1', 'mcp-param-shard': '7.0', 'mcp-param-unknown': 'x' });
+    expect(ok.status).toBe(200);
+    expect(JSON.stringify(ok.body.result?.content)).toContain('eu-west-1');
+    const b64 = await lookup({ region: 'Zürich', query: 'b', options: { tenant: 'acme' } }, { 'mcp-param-region': `=?base64?${Buffer.from('Zürich').toString('base64')}?=`, 'mcp-param-tenant': 'acme' });
+    expect(b64.status).toBe(200);
+    expect(JSON.stringify(b64.body.result?.content)).toContain('Zürich');
+    // A tool that declares nothing is not affected by such headers.
+    expect((await post(LISTEN, request('tools/call', { name: 'counts', arguments: {} }), { ...modernHeaders(request('tools/call', { name: 'counts' })), 'mcp-param-region': 'x' })).status).toBe(200);
+    expect(await lookups()).toBe(before + 2);
+  });
+
+  it('refuses a missing or different header with 400 / -32020 before the server sees the call', async () => {
+    const before = await lookups();
+    const missing = await lookup({ region: 'eu-west-1', query: 'c' }, {});
+    expect(missing.status).toBe(400);
+    expect(missing.body.error).toMatchObject({ code: -32020, data: { mismatch: { header: 'Mcp-Param-Region' } } });
+    const different = await lookup({ region: 'eu-west-1', query: 'd' }, { 'mcp-param-region': 'us-east-1' });
+    expect(different.status).toBe(400);
+    expect(different.body.error?.code).toBe(-32020);
+    expect(different.body.error?.message).toContain('us-east-1');
+    const nested = await lookup({ region: 'eu', query: 'e', options: { tenant: 'acme' } }, { 'mcp-param-region': 'eu', 'mcp-param-tenant': 'evil' });
+    expect(nested.body.error).toMatchObject({ code: -32020, data: { mismatch: { header: 'Mcp-Param-Tenant' } } });
+    const number = await lookup({ region: 'eu', shard: 7, query: 'f' }, { 'mcp-param-region': 'eu', 'mcp-param-shard': '8' });
+    expect(number.body.error?.code).toBe(-32020);
+    const unbacked = await lookup({ query: 'g' }, { 'mcp-param-region': 'eu' });
+    expect(unbacked.status).toBe(400);
+    expect(unbacked.body.error?.code).toBe(-32020);
+    expect(await lookups()).toBe(before);
+    // The audit trail has the refusals, with their reason.
+    type Entry = { method?: string; decision?: string; outcome?: string; reason?: string };
+    const trail = (await gw.api<Entry[]>('GET', `/api/v1/audit?workspace=${LISTEN}&kind=mcp`, owner)).body;
+    expect(trail.filter((e) => e.method === 'tools/call' && e.outcome === 'error:-32020').length).toBeGreaterThanOrEqual(5);
   });
 });
 
