@@ -668,6 +668,34 @@ describe('Mcp-Param-* headers mirrored from tool parameters (x-mcp-header)', () 
     const trail = (await gw.api<Entry[]>('GET', `/api/v1/audit?workspace=${LISTEN}&kind=mcp`, owner)).body;
     expect(trail.filter((e) => e.method === 'tools/call' && e.outcome === 'error:-32020').length).toBeGreaterThanOrEqual(5);
   });
+
+  it('checks the headers of an input_required retry too; a refused retry leaves the call parked for a correct one', async () => {
+    const caps = { sampling: {} };
+    const args = { region: 'eu-west-1', prompt: 'retry me' };
+    const first = request('tools/call', { name: 'ask', arguments: args }, V, caps);
+    const r1 = await post(LISTEN, first, modernHeaders(first, { 'mcp-param-region': 'eu-west-1' }));
+    expect(r1.body.result?.resultType).toBe('input_required');
+    const [key] = Object.keys(r1.body.result?.inputRequests as Record<string, unknown>);
+    const retry = (region: string | undefined) => {
+      const body = request(
+        'tools/call',
+        { name: 'ask', arguments: args, requestState: r1.body.result?.requestState, inputResponses: { [key!]: { role: 'assistant', model: 'retry-model', content: { type: 'text', text: 'answered' } } } },
+        V,
+        caps,
+      );
+      return post(LISTEN, body, modernHeaders(body, { 'mcp-param-region': region }));
+    };
+    const wrong = await retry('us-east-1');
+    expect(wrong.status).toBe(400);
+    expect(wrong.body.error?.code).toBe(-32020);
+    const missing = await retry(undefined);
+    expect(missing.body.error?.code).toBe(-32020);
+    const right = await retry('eu-west-1');
+    expect(right.status).toBe(200);
+    expect(right.body.result?.resultType).toBe('complete');
+    expect(JSON.stringify(right.body.result?.content)).toContain('asked in eu-west-1');
+    expect(JSON.stringify(right.body.result?.content)).toContain('retry-model');
+  });
 });
 
 // ---- change notifications: subscriptions/listen ------------------------------------------------------------------

@@ -32,6 +32,8 @@ export class Exchange {
   readonly sink: ClientSink = { send: (m) => this.onMessage(m) };
   /** What the router decided about the request (server, target, guardrails), for the audit trail. */
   readonly note: RequestNote = { decision: 'allow' };
+  /** The input schema of the called tool, once the router checked the first leg's headers against it (for retries). */
+  inputSchema: unknown;
 
   constructor(
     private readonly router: Pick<WorkspaceRouter, 'request' | 'response' | 'release'>,
@@ -156,6 +158,11 @@ export function createInputBridge(opts: InputBridgeOptions) {
       timer.unref();
       parked.set(token, { exchange, binding, timer });
       return token;
+    },
+    /** The exchange a retry would resume, left parked (a retry refused before it resumes anything can be sent again). */
+    peek(token: string, binding: Binding): Exchange | undefined {
+      const p = parked.get(token);
+      return p && same(p.binding, binding) ? p.exchange : undefined;
     },
     /** The exchange a retry resumes; a token presented by another user or for another request resumes nothing. */
     take(token: string, binding: Binding): Exchange | undefined {

@@ -57,8 +57,9 @@ const header = (req: IncomingMessage, name: string): string | undefined => {
  * it validates the arguments against). A tool that declares no `x-mcp-header` parameter costs a cache look-up.
  */
 const headerCheckFor =
-  (req: IncomingMessage): NonNullable<Session['headerCheck']> =>
+  (req: IncomingMessage, checked?: (inputSchema: unknown) => void): NonNullable<Session['headerCheck']> =>
   (inputSchema, args) => {
+    checked?.(inputSchema);
     const declarations = paramDeclarations(inputSchema);
     if (declarations.length === 0) return undefined;
     return paramHeaderIssue(declarations, args, (key) => header(req, key));
@@ -298,7 +299,17 @@ export function createStatelessHttp(deps: StatelessDeps) {
         writeRpcError(res, 200, { code: RPC.invalidParams, message: 'Invalid params: requestState must be a string and inputResponses an object' }, msg.id);
         return;
       }
-      const exchange = bridge.take(state, bindingOf(caller, msg));
+      const binding = bindingOf(caller, msg);
+      const parked = bridge.peek(state, binding);
+      // A retry is a request of its own: its Mcp-Param-* headers must match too (checked against the schema the first
+      // leg was checked against). Refused, it resumes nothing: the exchange stays parked for a correct retry.
+      const issue = parked && msg.method === 'tools/call' ? headerCheckFor(req)(parked.inputSchema, params?.arguments) : undefined;
+      if (issue) {
+        writeRpcError(res, 400, issue, msg.id);
+        auditor(caller, msg, { ...parked!.note, decision: 'deny', reason: issue.message })(`error:${issue.code}`);
+        return;
+      }
+      const exchange = parked && bridge.take(state, binding);
       if (!exchange) {
         writeRpcError(res, 200, { code: RPC.invalidParams, message: 'Invalid params: requestState is unknown, expired, or belongs to another request; send the request again without it' }, msg.id);
         return;
@@ -313,6 +324,11 @@ export function createStatelessHttp(deps: StatelessDeps) {
       return;
     }
     const declared = envelope.clientCapabilities;
+    // The schema the router checks this call's headers against is kept on the exchange, for the retries' headers.
+    const at: { exchange?: Exchange } = {};
+    const remember = (inputSchema: unknown): void => {
+      if (at.exchange) at.exchange.inputSchema = inputSchema;
+    };
     const session = router.statelessSession(caller.workspace, caller.sub, caller.role, {
       protocolVersion: envelope.protocolVersion,
       // The router refuses server-to-client requests of capabilities a session lacks, out of the client's sight;
@@ -320,10 +336,11 @@ export function createStatelessHttp(deps: StatelessDeps) {
       clientCapabilities: { ...declared, sampling: declared.sampling ?? {}, elicitation: declared.elicitation ?? {} },
       clientInfo: envelope.clientInfo,
       ...(envelope.logLevel !== undefined ? { logLevel: envelope.logLevel } : {}),
-      ...(msg.method === 'tools/call' ? { headerCheck: headerCheckFor(req) } : {}),
+      ...(msg.method === 'tools/call' ? { headerCheck: headerCheckFor(req, remember) } : {}),
     });
     const upstream = upstreamParams(params);
     const exchange = new Exchange(router, session, INPUT_REQUIRED_METHODS.has(msg.method), declared);
+    at.exchange = exchange;
     exchange.begin({ jsonrpc: '2.0', id: msg.id, method: msg.method, ...(upstream ? { params: upstream } : {}) });
     await serve(exchange, res, msg, caller);
   };
