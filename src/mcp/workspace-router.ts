@@ -475,10 +475,21 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     else m.delete(level);
   };
 
+  const undemand = (workspace: string, conn: UpstreamConnection, level: string): void => {
+    demand(conn, level, -1);
+    restoreLater(workspace, conn);
+  };
+
   // ---- forwarding --------------------------------------------------------------------------------------
 
   const forward = async (session: Session, clientId: JsonRpcId, server: string, method: string, params: Params | undefined, sink: ClientSink): Promise<Omit<JsonRpcResponse, 'jsonrpc' | 'id'>> => {
     const conn = connectionFor(session.workspace, server);
+    // A 2026 request asking for log messages: the server must send at least down to its level while it runs.
+    const level = session.logLevel !== undefined && declaresLogging(conn) ? session.logLevel : undefined;
+    if (level !== undefined) {
+      demand(conn, level, 1);
+      await applyLevel(session.workspace, conn);
+    }
     let upParams = params;
     let upToken: string | undefined;
     const meta = obj(params?._meta);
@@ -496,13 +507,8 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     const cap = directory.guardrails(session.workspace)?.concurrentPerServer;
     if (cap !== undefined && flights.size >= cap) {
       if (upToken) progress.delete(upToken);
+      if (level !== undefined) undemand(session.workspace, conn, level);
       throw new ProtocolError(RATE_LIMITED, `too many requests in flight to server "${server}" (limit ${cap}); retry shortly`, { retryAfter: 1 });
-    }
-    // A 2026 request asking for log messages: the server must send at least down to its level while it runs.
-    const level = session.logLevel !== undefined && declaresLogging(conn) ? session.logLevel : undefined;
-    if (level !== undefined) {
-      demand(conn, level, 1);
-      await applyLevel(session.workspace, conn);
     }
     const { id, response } = conn.start(method, upParams, timeoutMs);
     flights.set(id, { session, sink });
@@ -522,10 +528,7 @@ export function createWorkspaceRouter(opts: RouterOptions) {
       flights.delete(id);
       session.requests.delete(clientId);
       if (upToken) progress.delete(upToken);
-      if (level !== undefined) {
-        demand(conn, level, -1);
-        restoreLater(session.workspace, conn);
-      }
+      if (level !== undefined) undemand(session.workspace, conn, level);
     }
   };
 
