@@ -315,3 +315,55 @@ describe('log level helpers', () => {
     expect(mostVerbose([])).toBeUndefined();
   });
 });
+
+describe('router catalogs', () => {
+  it('validate a call against the schema of the process now running, not of the one before', async () => {
+    const serve = async (schema: Record<string, unknown>) => {
+      const calls: unknown[] = [];
+      const conn: UpstreamConnection = new UpstreamConnection({
+        write(line) {
+          const msg = JSON.parse(line) as { id?: number; method: string; params?: unknown };
+          if (msg.id === undefined) return true;
+          if (msg.method === 'tools/call') calls.push(msg.params);
+          const result =
+            msg.method === 'initialize'
+              ? { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'fake', version: '1' } }
+              : msg.method === 'tools/list'
+                ? { tools: [{ name: 't', inputSchema: schema }] }
+                : { content: [] };
+          setTimeout(() => conn.handleLine(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result })), 1);
+          return true;
+        },
+      });
+      await conn.initialize(1000);
+      return { conn, calls };
+    };
+    const old = await serve({ type: 'object', properties: { a: { type: 'string' } }, required: ['a'] });
+    let current = old.conn;
+    let announce: ((ws: string, server: string, conn: UpstreamConnection) => void) | undefined;
+    const router = createWorkspaceRouter({
+      directory: {
+        serverNames: (ws) => (ws === WS ? ['s'] : undefined),
+        guardrails: () => ({ policy: {}, limits: DEFAULT_LIMITS, forbiddenArgs: [], maxResponseBytes: 1_000_000, concurrentPerServer: 100 }),
+        activity: () => undefined,
+        connection: (ws) => (ws === WS ? current : undefined),
+        onConnection: (l) => {
+          announce = l;
+          return () => undefined;
+        },
+      },
+      validator: createSchemaValidator(),
+      logger: pino({ level: 'silent' }),
+    });
+    const { session } = router.initialize(WS, 'bob', 'member', { jsonrpc: '2.0', id: 0, method: 'initialize', params: {} });
+    const call = (id: number, args: Record<string, unknown>) => router.request(session, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 't', arguments: args } }, { send: () => false });
+    expect((await call(1, { a: 'x' })).error).toBeUndefined();
+    expect((await call(2, { b: 1 })).error?.code).toBe(-32602);
+    // The server is replaced by a version whose tool takes `b`.
+    const next = await serve({ type: 'object', properties: { b: { type: 'number' } }, required: ['b'] });
+    current = next.conn;
+    announce!(WS, 's', next.conn);
+    expect((await call(3, { b: 1 })).error).toBeUndefined();
+    expect(next.calls).toEqual([{ name: 't', arguments: { b: 1 } }]);
+  });
+});

@@ -404,6 +404,11 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     const multi = () => (directory.serverNames(workspace)?.length ?? 1) > 1;
     conn.onNotification(onUpstreamNotification(workspace, server, conn, multi));
     conn.requestHandler = onUpstreamRequest(workspace, server, conn);
+    // A new process (restart, wake-up, new version after an apply) may list other tools and schemas: what the old one
+    // listed is asked again before the next call is validated against it.
+    const i = index(workspace);
+    i.catalogs.delete(`${server}\0tools`);
+    i.catalogs.delete(`${server}\0prompts`);
     // A restarted server forgets subscriptions: renew the ones clients still hold.
     for (const [key, subs] of index(workspace).subscriptions) {
       const [srv, uri] = key.split('\0');
