@@ -738,7 +738,9 @@ export function createWorkspaceManager(deps: ManagerDeps) {
 
     /**
      * A secret changed: restart the servers that receive it (and only those). Servers that take secrets from the
-     * container environment are recreated through converge; launcher servers are restarted in place.
+     * container environment are recreated through converge; launcher servers are restarted in place. A hibernating
+     * workspace is left asleep: its wake-up hands launcher servers the current values and recreates a container
+     * whose environment no longer matches (its configuration hash differs).
      */
     secretChanged(workspace: string, secret: string): string[] {
       const ws = byName.get(workspace);
@@ -746,6 +748,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       const users = [...ws.servers.values()].filter((s) => s.spec.secrets.some((x) => x.name === secret));
       if (users.length === 0) return [];
       void enqueue(ws, 'secret change', async () => {
+        // Judged when it runs: the workspace may have gone to sleep, or woken, since the change was queued.
+        if (ws.hibernating) return;
         for (const st of users) {
           // A process that already started with the current values needs nothing.
           if (st.spec.package !== undefined && st.launchDigest !== digest(launchConfig(ws, st.spec, false))) {
