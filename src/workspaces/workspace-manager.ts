@@ -94,6 +94,8 @@ interface WorkspaceState {
   active: number;
   hibernating: boolean;
   waking?: Promise<void>;
+  /** Why the last converge (a create, an apply, a wake-up) left the workspace `failed`; cleared by the next one. */
+  failure?: string;
   network?: WorkspaceNetwork;
   proxy?: EgressProxy;
 }
@@ -542,6 +544,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     const rec = store.getByUid(ws.uid);
     if (!rec || ws.deleting) return;
     const spec = rec.spec;
+    ws.failure = undefined;
     let asleep: (Docker.ContainerInspectInfo | undefined)[] = [];
     let removed = false;
     try {
@@ -555,6 +558,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       const reason = err instanceof Error ? err.message : String(err);
       for (const st of ws.servers.values()) st.phase = `failed: ${reason}`;
       event(ws, 'workspace_failed', undefined, { reason });
+      ws.failure = reason;
       setStatus(ws, 'failed');
       return;
     }
@@ -574,6 +578,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       .map((r, i) => ({ r, server: spec.servers[i]!.name }))
       .filter((x): x is { r: PromiseRejectedResult; server: string } => x.r.status === 'rejected');
     if (failed.length > 0) {
+      const reasons: string[] = [];
       for (const f of failed) {
         const st = ws.servers.get(f.server);
         const reason = f.r.reason instanceof Error ? f.r.reason.message : String(f.r.reason);
@@ -582,7 +587,9 @@ export function createWorkspaceManager(deps: ManagerDeps) {
           st.phase = `failed: ${reason}`;
         }
         event(ws, 'workspace_failed', f.server, { reason });
+        reasons.push(`server "${f.server}": ${reason}`);
       }
+      ws.failure = reasons.join('; ');
       setStatus(ws, 'failed');
       return;
     }
@@ -766,6 +773,17 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       const ws = byName.get(workspace);
       const st = ws && !ws.deleting ? ws.servers.get(server) : undefined;
       return st?.status === 'running' ? st.conn : undefined;
+    },
+
+    /**
+     * Why a workspace's servers are not running when it could not be started (status `failed`: its create, apply or
+     * wake-up failed), else undefined. For the failure path of the MCP endpoint only: it reads the store.
+     */
+    unavailable(workspace: string): string | undefined {
+      const ws = byName.get(workspace);
+      if (!ws || ws.deleting || store.getByUid(ws.uid)?.status !== 'failed') return undefined;
+      // After a gateway restart the reason is in the workspace's events only.
+      return ws.failure ?? 'its last start failed (see the workspace events)';
     },
 
     /** The current spec of a live workspace, from memory. */
