@@ -1,7 +1,7 @@
 // Idle hibernation: an idle workspace's containers are stopped (volume and state kept); the next request starts
 // them again transparently, and the wake-up is recorded. A restarted gateway leaves hibernating workspaces asleep.
-// A wake-up reuses the image and the container the workspace had: it works with the npm registry out of reach.
-// A wake-up that fails answers clients with its reason.
+// A wake-up reuses the image and the container the workspace had: it works with the npm registry out of reach, and
+// so does a restart of the gateway under a running workspace. A wake-up that fails answers clients with its reason.
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -221,6 +221,21 @@ describe('a wake-up with the registry out of reach', () => {
     expect(types).not.toContain('workspace_failed');
   });
 
+  it('adopts the running workspace at a restart: same container, same image, no package resolved', async () => {
+    await gw.gateway.manager.settled(WS);
+    const runningBefore = await container();
+    expect(runningBefore.running).toBe(true);
+    const since = await lastEventId();
+    await restartCutOff();
+    await gw.waitStatus(WS, owner, ['ready'], 60_000);
+    expect(await container()).toEqual(runningBefore);
+    const ev = await eventsSince(since);
+    expect(ev.find((e) => e.type === 'container_adopted')?.detail).toMatchObject({ running: true });
+    expect(ev.find((e) => e.type === 'image_built')?.detail).toMatchObject({ cached: true, recorded: true });
+    expect(ev.some((e) => e.type === 'workspace_failed' || e.type === 'container_destroyed' || e.type === 'container_started')).toBe(false);
+    expect(await readGraph()).toContain('kept across hibernation');
+  });
+
   it('fails an explicit apply of a changed spec clearly in that state: the registry really is out of reach', async () => {
     const changed = { ...spec, servers: [{ ...spec.servers[0]!, env: { ...spec.servers[0]!.env, CHANGED: '1' } }] };
     expect((await gw.api('PUT', `/api/v1/workspaces/${WS}`, owner, changed)).status).toBe(200);
@@ -248,5 +263,7 @@ describe('a wake-up with the registry out of reach', () => {
       await client.close();
     }
     expect(await status(NOWAKE)).toBe('failed');
+    const missing = (await gw.api<EventView[]>('GET', `/api/v1/workspaces/${NOWAKE}/events`, owner)).body.find((e) => e.type === 'container_missing');
+    expect(missing?.detail).toMatchObject({ reason: 'not found at wake-up', resolving: true });
   });
 });

@@ -19,6 +19,9 @@ import { wakeImage } from './wake-image.js';
 
 export type ServerStatus = 'pending' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
 
+/** Why a converge keeps the images the containers were made from: a wake-up, or a start-up under a converged spec. */
+type Reuse = 'wake' | 'restart';
+
 export interface SupervisionOptions {
   handshakeTimeoutMs: number;
   /** Crashes within this window count towards degrading the workspace. */
@@ -369,14 +372,14 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   // ---- converge: make the engine match the spec --------------------------------------------------------
 
   /**
-   * Makes one server's container match the spec. `wake` (a wake-up) brings the image the server already has and the
-   * engine's view of its container, looked up by wakeServer: no image is resolved, built or pulled then.
+   * Makes one server's container match the spec. `reuse` (a wake-up, a start-up) brings the image the server already
+   * has and the engine's view of its container, looked up by reuseServer: no image is resolved, built or pulled then.
    */
   const convergeServer = async (
     ws: WorkspaceState,
     spec: WorkspaceSpec,
     server: ServerSpec,
-    wake?: { image: ServerImage; container: Docker.ContainerInspectInfo | undefined },
+    reuse?: { image: ServerImage; container: Docker.ContainerInspectInfo | undefined },
   ) => {
     let st = ws.servers.get(server.name);
     if (!st) {
@@ -386,7 +389,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     st.spec = server;
     st.phase = 'preparing image';
     const image =
-      wake?.image ??
+      reuse?.image ??
       (await images.ensureServerImage(server, (message) => {
         st.phase = message;
       }));
@@ -395,7 +398,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       image: image.image,
       cached: image.cached,
       ...(image.packageVersion ? { package: image.packageVersion } : {}),
-      ...(wake ? { recorded: true } : {}),
+      ...(reuse ? { recorded: true } : {}),
     });
 
     const launcher = server.package !== undefined;
@@ -443,7 +446,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     st.configHash = hash;
 
     const name = containerName(ws.name, server.name);
-    const existing = wake ? wake.container : await runtime.inspect(name);
+    const existing = reuse ? reuse.container : await runtime.inspect(name);
     if (existing) {
       const labels = existing.Config.Labels ?? {};
       if (labels[LABELS.workspaceUid] === ws.uid && labels[LABELS.configHash] === hash) {
@@ -463,21 +466,31 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   };
 
   /**
-   * A wake-up of one server: the container it had (stopped by hibernate) and the image that container was made from,
-   * so a wake never asks a registry and never changes what the workspace runs. The image comes from the container
-   * (after a gateway restart the container is the only record), else, for a container removed behind the gateway's
-   * back, from the gateway's memory; a new container is then made from that image if it still exists. With neither,
-   * the server is converged like a create, which resolves its package again. `seen`: the engine's view of the
-   * container before the disk check; `removed`: the disk check has removed the workspace's containers since (it
-   * replaced their volume), so the container is made again from the image `seen` records.
+   * One server of a wake-up, or of a start-up under a spec already converged: the container it has (stopped by
+   * hibernate, or running on from before the restart) and the image that container was made from, so neither asks a
+   * registry or changes what the workspace runs. The image comes from the container (after a gateway restart the
+   * container is the only record), else, for a container removed behind the gateway's back, from the gateway's
+   * memory; a new container is then made from that image if it still exists. With neither, the server is converged
+   * like a create, which resolves its package again (`container_missing`, `image_missing` say so). `seen`: the
+   * engine's view of the container before the disk check; `removed`: the disk check has removed the workspace's
+   * containers since (it replaced their volume), so the container is made again from the image `seen` records.
    */
-  const wakeServer = async (ws: WorkspaceState, spec: WorkspaceSpec, server: ServerSpec, seen: Docker.ContainerInspectInfo | undefined, removed: boolean) => {
+  const reuseServer = async (ws: WorkspaceState, spec: WorkspaceSpec, server: ServerSpec, seen: Docker.ContainerInspectInfo | undefined, removed: boolean, why: Reuse) => {
     const st = ws.servers.get(server.name);
     const own = seen?.Config.Labels?.[LABELS.workspaceUid] === ws.uid ? seen : undefined;
     const source = wakeImage(own ? { image: own.Config.Image, id: own.Image } : undefined, st?.image);
-    if (!own) event(ws, 'container_missing', server.name, { reason: 'not found at wake-up', ...(source.from === 'recorded' ? { image: source.recorded.image } : {}) });
+    const at = why === 'wake' ? 'wake-up' : 'start-up';
+    if (!own) {
+      event(ws, 'container_missing', server.name, {
+        reason: `not found at ${at}`,
+        ...(source.from === 'recorded' ? { image: source.recorded.image } : { resolving: true }),
+      });
+    }
     const image = source.from === 'known' ? source.image : source.from === 'recorded' ? await images.recordedImage(server, source.recorded) : undefined;
     if (!image) {
+      if (source.from === 'recorded') {
+        event(ws, 'image_missing', server.name, { reason: `the image recorded for this server is gone at ${at}`, image: source.recorded.image, id: source.recorded.id, resolving: true });
+      }
       logger.warn({ workspace: ws.name, server: server.name, source }, 'no image recorded for this server is left: converging it like a create');
       return convergeServer(ws, spec, server);
     }
@@ -539,22 +552,26 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     return { networks: networks.length, rules };
   };
 
-  /** `wake`: a wake-up from hibernation (wakeServer for each server; no network clean-up unless one is known). */
-  const converge = async (ws: WorkspaceState, how: { wake?: boolean } = {}) => {
+  /**
+   * `reuse`: keep the images the servers' containers were made from (reuseServer for each server): a wake-up from
+   * hibernation (then no network clean-up unless one is known), or a start-up of a workspace whose spec was converged.
+   * Without it (a create, an apply) every package is resolved again.
+   */
+  const converge = async (ws: WorkspaceState, how: { reuse?: Reuse } = {}) => {
     const rec = store.getByUid(ws.uid);
     if (!rec || ws.deleting) return;
     const spec = rec.spec;
     ws.failure = undefined;
-    let asleep: (Docker.ContainerInspectInfo | undefined)[] = [];
+    let seen: (Docker.ContainerInspectInfo | undefined)[] = [];
     let removed = false;
     try {
-      // A wake-up first reads each server's stopped container, the record of the image it ran: a replaced volume
-      // (its loop device changed, e.g. after a host reboot) removes the containers.
-      if (how.wake) asleep = await Promise.all(spec.servers.map((s) => runtime.inspect(containerName(ws.name, s.name))));
+      // Reusing, first read each server's container, the record of the image it runs: a replaced volume (its loop
+      // device changed, e.g. after a host reboot) removes the containers.
+      if (how.reuse) seen = await Promise.all(spec.servers.map((s) => runtime.inspect(containerName(ws.name, s.name))));
       removed = await ensureDisk(ws, spec);
       if (spec.network !== 'none') await ensureNetwork(ws, spec.network.egress);
     } catch (err) {
-      // Without its quota or its fence (or, waking, the engine's answer) a workspace does not start at all.
+      // Without its quota or its fence (or, reusing, the engine's answer) a workspace does not start at all.
       const reason = err instanceof Error ? err.message : String(err);
       for (const st of ws.servers.values()) st.phase = `failed: ${reason}`;
       event(ws, 'workspace_failed', undefined, { reason });
@@ -568,11 +585,12 @@ export function createWorkspaceManager(deps: ManagerDeps) {
         ws.servers.delete(name);
       }
     }
-    const results = await Promise.allSettled(spec.servers.map((s, i) => (how.wake ? wakeServer(ws, spec, s, asleep[i], removed) : convergeServer(ws, spec, s))));
+    const results = await Promise.allSettled(spec.servers.map((s, i) => (how.reuse ? reuseServer(ws, spec, s, seen[i], removed, how.reuse) : convergeServer(ws, spec, s))));
     // Back to network "none": the servers have left the network; now it, its proxy and its rules go. A workspace
     // hibernates only after a converge that finished, which for "none" removed them; the spec cannot change while
-    // it sleeps (an apply converges without `wake`), so a wake-up has nothing to remove unless this process knows one.
-    const mayHaveNetwork = !how.wake || ws.network !== undefined || ws.proxy !== undefined;
+    // it sleeps (an apply converges without `reuse`), so a wake-up has nothing to remove unless this process knows
+    // one. A start-up is not on the hot path and knows nothing yet: it cleans up.
+    const mayHaveNetwork = how.reuse !== 'wake' || ws.network !== undefined || ws.proxy !== undefined;
     if (spec.network === 'none' && mayHaveNetwork && results.every((r) => r.status === 'fulfilled')) await removeNetwork(ws);
     const failed = results
       .map((r, i) => ({ r, server: spec.servers[i]!.name }))
@@ -593,6 +611,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       setStatus(ws, 'failed');
       return;
     }
+    // The engine now matches this generation: a restart may adopt it as it is (an apply queued since runs next).
+    if (rec.convergedGeneration !== rec.generation) store.setConverged(ws.uid, rec.generation);
     onServerUp(ws);
   };
 
@@ -656,7 +676,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       ws.hibernating = false;
       ws.lastActive = Date.now();
       setStatus(ws, 'creating');
-      await converge(ws, { wake: true });
+      await converge(ws, { reuse: 'wake' });
       const ms = Math.round(performance.now() - started);
       event(ws, 'workspace_woken', undefined, { ms });
       hibernation.onWake?.(ms);
@@ -842,7 +862,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
 
     /**
      * Start-up reconciliation: removes labelled resources that belong to no known workspace, finishes
-     * interrupted deletes, and converges every other workspace, adopting containers that match.
+     * interrupted deletes, leaves hibernating workspaces asleep, and converges every other workspace, adopting
+     * containers that match, with the images they were made from when its spec had been converged.
      */
     async reconcile(): Promise<{ removedContainers: number; removedVolumes: number; removedNetworks: number; removedRules: number; releasedDisks: number }> {
       const known = new Map(store.list().map((r) => [r.uid, r]));
@@ -886,7 +907,10 @@ export function createWorkspaceManager(deps: ManagerDeps) {
           ws.hibernating = true;
         } else if (rec.status !== 'failed') {
           if (rec.status !== 'creating') setStatus(ws, 'creating');
-          void enqueue(ws, 'reconcile', () => converge(ws));
+          // A spec the engine was made to match is adopted as it runs, from the images its containers were made
+          // from (no registry, no new version); a create or an apply cut short by the restart is finished in full.
+          const adopt = rec.convergedGeneration === rec.generation;
+          void enqueue(ws, 'reconcile', () => converge(ws, adopt ? { reuse: 'restart' } : {}));
         }
       }
       if (removedContainers + removedVolumes + removedNetworks + removedRules + releasedDisks > 0) {
