@@ -19,8 +19,11 @@ import { wakeImage } from './wake-image.js';
 
 export type ServerStatus = 'pending' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
 
-/** Why a converge keeps the images the containers were made from: a wake-up, or a start-up under a converged spec. */
-type Reuse = 'wake' | 'restart';
+/**
+ * Why a converge keeps the images the containers were made from: a wake-up, a start-up under a converged spec, or a
+ * secret change (which may only recreate a container whose environment holds the secret, never change its version).
+ */
+type Reuse = 'wake' | 'restart' | 'secret';
 
 export interface SupervisionOptions {
   handshakeTimeoutMs: number;
@@ -372,7 +375,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   // ---- converge: make the engine match the spec --------------------------------------------------------
 
   /**
-   * Makes one server's container match the spec. `reuse` (a wake-up, a start-up) brings the image the server already
+   * Makes one server's container match the spec. `reuse` (see converge) brings the image the server already
    * has and the engine's view of its container, looked up by reuseServer: no image is resolved, built or pulled then.
    */
   const convergeServer = async (
@@ -466,8 +469,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   };
 
   /**
-   * One server of a wake-up, or of a start-up under a spec already converged: the container it has (stopped by
-   * hibernate, or running on from before the restart) and the image that container was made from, so neither asks a
+   * One server of a wake-up, of a start-up under a spec already converged, or of a secret change: the container it
+   * has (stopped by hibernate, or running) and the image that container was made from, so none of them asks a
    * registry or changes what the workspace runs. The image comes from the container (after a gateway restart the
    * container is the only record), else, for a container removed behind the gateway's back, from the gateway's
    * memory; a new container is then made from that image if it still exists. With neither, the server is converged
@@ -479,17 +482,17 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     const st = ws.servers.get(server.name);
     const own = seen?.Config.Labels?.[LABELS.workspaceUid] === ws.uid ? seen : undefined;
     const source = wakeImage(own ? { image: own.Config.Image, id: own.Image } : undefined, st?.image);
-    const at = why === 'wake' ? 'wake-up' : 'start-up';
+    const when = why === 'wake' ? 'at wake-up' : why === 'restart' ? 'at start-up' : 'at a secret change';
     if (!own) {
       event(ws, 'container_missing', server.name, {
-        reason: `not found at ${at}`,
+        reason: `not found ${when}`,
         ...(source.from === 'recorded' ? { image: source.recorded.image } : { resolving: true }),
       });
     }
     const image = source.from === 'known' ? source.image : source.from === 'recorded' ? await images.recordedImage(server, source.recorded) : undefined;
     if (!image) {
       if (source.from === 'recorded') {
-        event(ws, 'image_missing', server.name, { reason: `the image recorded for this server is gone at ${at}`, image: source.recorded.image, id: source.recorded.id, resolving: true });
+        event(ws, 'image_missing', server.name, { reason: `the image recorded for this server is gone ${when}`, image: source.recorded.image, id: source.recorded.id, resolving: true });
       }
       logger.warn({ workspace: ws.name, server: server.name, source }, 'no image recorded for this server is left: converging it like a create');
       return convergeServer(ws, spec, server);
@@ -554,8 +557,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
 
   /**
    * `reuse`: keep the images the servers' containers were made from (reuseServer for each server): a wake-up from
-   * hibernation (then no network clean-up unless one is known), or a start-up of a workspace whose spec was converged.
-   * Without it (a create, an apply) every package is resolved again.
+   * hibernation (then no network clean-up unless one is known), a start-up of a workspace whose spec was converged,
+   * or a secret change. Without it (a create, an apply) every package is resolved again.
    */
   const converge = async (ws: WorkspaceState, how: { reuse?: Reuse } = {}) => {
     const rec = store.getByUid(ws.uid);
@@ -765,7 +768,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
 
     /**
      * A secret changed: restart the servers that receive it (and only those). Servers that take secrets from the
-     * container environment are recreated through converge; launcher servers are restarted in place. A hibernating
+     * container environment are recreated through converge, from the images they run (no package is resolved);
+     * launcher servers are restarted in place. A hibernating
      * workspace is left asleep: its wake-up hands launcher servers the current values and recreates a container
      * whose environment no longer matches (its configuration hash differs).
      */
@@ -783,7 +787,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
             await restartServer(ws, st, `secret ${secret} changed`);
           }
         }
-        if (users.some((st) => st.spec.package === undefined)) await converge(ws);
+        if (users.some((st) => st.spec.package === undefined)) await converge(ws, { reuse: 'secret' });
       });
       return users.map((s) => s.name);
     },
