@@ -124,7 +124,11 @@ export interface ManagerDeps {
   secrets: { values(uid: string, names?: readonly string[]): Map<string, string> };
   /** Redacts secret values and credential shapes from what a server writes to its log. */
   redactLog(uid: string, line: string): string;
-  runtime: DockerRuntimeClient;
+  runtime: Pick<
+    DockerRuntimeClient,
+    | 'attach' | 'createContainer' | 'createDeviceVolume' | 'ensureNetwork' | 'exitInfo' | 'inspect' | 'inspectVolume' | 'kill'
+    | 'listContainers' | 'listNetworks' | 'listVolumes' | 'remove' | 'removeNetwork' | 'removeVolume' | 'start'
+  >;
   images: Pick<ImageBuilder, 'ensureServerImage' | 'recordedImage'>;
   logger: Logger;
   /** The URL a container is told (MCPX_API_ENDPOINT) for its workspace. */
@@ -375,6 +379,19 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   // ---- converge: make the engine match the spec --------------------------------------------------------
 
   /**
+   * A server's state, made on first use. Every server of a converge gets one before any of them can finish its
+   * handshake: the workspace is ready when all the servers it knows run, so one not yet known would be left out.
+   */
+  const serverState = (ws: WorkspaceState, server: ServerSpec): ServerState => {
+    let st = ws.servers.get(server.name);
+    if (!st) {
+      st = { spec: server, name: server.name, status: 'pending', phase: 'pending', logs: new LogBuffer(), crashes: [], generation: 0, stopping: false };
+      ws.servers.set(server.name, st);
+    }
+    return st;
+  };
+
+  /**
    * Makes one server's container match the spec. `reuse` (see converge) brings the image the server already
    * has and the engine's view of its container, looked up by reuseServer: no image is resolved, built or pulled then.
    */
@@ -384,11 +401,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     server: ServerSpec,
     reuse?: { image: ServerImage; container: Docker.ContainerInspectInfo | undefined },
   ) => {
-    let st = ws.servers.get(server.name);
-    if (!st) {
-      st = { spec: server, name: server.name, status: 'pending', phase: 'pending', logs: new LogBuffer(), crashes: [], generation: 0, stopping: false };
-      ws.servers.set(server.name, st);
-    }
+    const st = serverState(ws, server);
     st.spec = server;
     st.phase = 'preparing image';
     const image =
@@ -479,9 +492,10 @@ export function createWorkspaceManager(deps: ManagerDeps) {
    * containers since (it replaced their volume), so the container is made again from the image `seen` records.
    */
   const reuseServer = async (ws: WorkspaceState, spec: WorkspaceSpec, server: ServerSpec, seen: Docker.ContainerInspectInfo | undefined, removed: boolean, why: Reuse) => {
-    const st = ws.servers.get(server.name);
+    // Made before the first await: a restarted gateway knows no server yet (see serverState).
+    const st = serverState(ws, server);
     const own = seen?.Config.Labels?.[LABELS.workspaceUid] === ws.uid ? seen : undefined;
-    const source = wakeImage(own ? { image: own.Config.Image, id: own.Image } : undefined, st?.image);
+    const source = wakeImage(own ? { image: own.Config.Image, id: own.Image } : undefined, st.image);
     const when = why === 'wake' ? 'at wake-up' : why === 'restart' ? 'at start-up' : 'at a secret change';
     if (!own) {
       event(ws, 'container_missing', server.name, {
