@@ -52,8 +52,11 @@ export interface Directory {
   /** A request starts (+1) or ends (-1); returns a promise when the workspace must first wake from hibernation. */
   activity(workspace: string, delta: 1 | -1): Promise<void> | undefined;
   connection(workspace: string, server: string): UpstreamConnection | undefined;
-  /** Why the workspace could not be started (it failed), else undefined; asked only when a server has no connection. */
-  unavailable(workspace: string): string | undefined;
+  /**
+   * Why the workspace could not be started (it failed), else undefined; asked only when a server has no connection.
+   * Optional so that a directory for the router alone can leave it out.
+   */
+  unavailable?(workspace: string): string | undefined;
   onConnection(listener: (workspace: string, server: string, conn: UpstreamConnection) => void): () => void;
 }
 
@@ -288,7 +291,7 @@ export function createWorkspaceRouter(opts: RouterOptions) {
    * detail shows its members, with secret values and credential shapes redacted.
    */
   const notStarted = (workspace: string): ProtocolError | undefined => {
-    const why = directory.unavailable(workspace);
+    const why = directory.unavailable?.(workspace);
     if (why === undefined) return undefined;
     const redactor = opts.redaction?.forWorkspace(workspace);
     const reason = redactor && !redactor.empty ? redactor.text(why, noHits()) : why;
