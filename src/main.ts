@@ -156,6 +156,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     directory: {
       serverNames: (ws) => manager.serverNames(ws),
       connection: (ws, server) => manager.connection(ws, server),
+      unavailable: (ws) => manager.unavailable(ws),
       onConnection: (listener) => manager.onConnection(listener),
       activity: (ws, delta) => manager.activity(ws, delta),
       guardrails: (ws) => {

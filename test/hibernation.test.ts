@@ -1,11 +1,13 @@
 // Idle hibernation: an idle workspace's containers are stopped (volume and state kept); the next request starts
 // them again transparently, and the wake-up is recorded. A restarted gateway leaves hibernating workspaces asleep.
-// A wake-up reuses the image and the container the workspace had: it works with the npm registry out of reach.
+// A wake-up reuses the image and the container the workspace had: it works with the npm registry out of reach, and
+// so does a restart of the gateway under a running workspace. A wake-up that fails answers clients with its reason.
 import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker } from './helpers/docker.js';
 import { startTestGateway, tempDir, waitFor } from './helpers/gateway.js';
@@ -13,6 +15,8 @@ import type { EventView, TestGateway, WorkspaceDetail } from './helpers/gateway.
 import { loopDevicesFor } from './helpers/isolation.js';
 
 const WS = 'it-hibernate';
+/** A second workspace that sleeps through the whole file, never woken by any of its gateways. */
+const NOWAKE = 'it-hibernate-nowake';
 const dataDir = tempDir('hibernate');
 let gw: TestGateway;
 let owner: string;
@@ -23,25 +27,30 @@ const spec = {
   hibernate: { after: '1s' },
 };
 
-async function connect(): Promise<Client> {
+async function connect(workspace = WS): Promise<Client> {
   const c = new Client({ name: 'sleepy', version: '1' });
-  await c.connect(new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp/${WS}`), { requestInit: { headers: { authorization: `Bearer ${owner}` } } }));
+  await c.connect(new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp/${workspace}`), { requestInit: { headers: { authorization: `Bearer ${owner}` } } }));
   return c;
 }
 
 const running = async () => (await docker.listContainers({ all: true, filters: { label: [`mcpx.workspace=${WS}`] } })).map((c) => c.State);
-const status = async () => (await gw.api<{ status: string }>('GET', `/api/v1/workspaces/${WS}`, owner)).body.status;
+const status = async (workspace = WS) => (await gw.api<{ status: string }>('GET', `/api/v1/workspaces/${workspace}`, owner)).body.status;
 const events = async () => (await gw.api<EventView[]>('GET', `/api/v1/workspaces/${WS}/events`, owner)).body;
 
 beforeAll(async () => {
   gw = await startTestGateway({ dataDir, hibernation: { checkEveryMs: 200 } });
   owner = await gw.token('alice');
   expect((await gw.api('POST', '/api/v1/workspaces', owner, spec)).status).toBe(201);
+  expect((await gw.api('POST', '/api/v1/workspaces', owner, { ...spec, name: NOWAKE })).status).toBe(201);
   await gw.waitStatus(WS, owner, ['ready']);
+  await gw.waitStatus(NOWAKE, owner, ['ready', 'hibernating']);
+  await gw.gateway.manager.settled(NOWAKE);
+  expect(await gw.gateway.manager.hibernateNow(NOWAKE)).toBe(true);
 });
 
 afterAll(async () => {
   await gw?.remove(WS, owner).catch(() => undefined);
+  await gw?.remove(NOWAKE, owner).catch(() => undefined);
   await gw?.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
@@ -129,7 +138,6 @@ describe('a wake-up with the registry out of reach', () => {
         else process.env[k] = v;
       }
     }
-    expect(await status()).toBe('hibernating');
   };
 
   let before: { id: string; image: string };
@@ -141,6 +149,7 @@ describe('a wake-up with the registry out of reach', () => {
     before = await container();
     expect(before.image).toMatch(/^sha256:/);
     await restartCutOff();
+    expect(await status()).toBe('hibernating');
   });
 
   it('wakes from the stopped container and its image after a restart: same image, same container', async () => {
@@ -157,6 +166,7 @@ describe('a wake-up with the registry out of reach', () => {
   it('after another restart, wakes onto a new loop device (its own detached, its number taken): the same image in a new container', async () => {
     await sleepNow();
     await restartCutOff();
+    expect(await status()).toBe('hibernating');
     const image = await diskImage();
     const [device] = loopDevicesFor(image);
     expect(device).toMatch(/^\/dev\/loop\d+$/);
@@ -211,6 +221,21 @@ describe('a wake-up with the registry out of reach', () => {
     expect(types).not.toContain('workspace_failed');
   });
 
+  it('adopts the running workspace at a restart: same container, same image, no package resolved', async () => {
+    await gw.gateway.manager.settled(WS);
+    const runningBefore = await container();
+    expect(runningBefore.running).toBe(true);
+    const since = await lastEventId();
+    await restartCutOff();
+    await gw.waitStatus(WS, owner, ['ready'], 60_000);
+    expect(await container()).toEqual(runningBefore);
+    const ev = await eventsSince(since);
+    expect(ev.find((e) => e.type === 'container_adopted')?.detail).toMatchObject({ running: true });
+    expect(ev.find((e) => e.type === 'image_built')?.detail).toMatchObject({ cached: true, recorded: true });
+    expect(ev.some((e) => e.type === 'workspace_failed' || e.type === 'container_destroyed' || e.type === 'container_started')).toBe(false);
+    expect(await readGraph()).toContain('kept across hibernation');
+  });
+
   it('fails an explicit apply of a changed spec clearly in that state: the registry really is out of reach', async () => {
     const changed = { ...spec, servers: [{ ...spec.servers[0]!, env: { ...spec.servers[0]!.env, CHANGED: '1' } }] };
     expect((await gw.api('PUT', `/api/v1/workspaces/${WS}`, owner, changed)).status).toBe(200);
@@ -218,5 +243,27 @@ describe('a wake-up with the registry out of reach', () => {
     expect(detail.servers[0]!.phase).toMatch(/could not resolve npm package "@modelcontextprotocol\/server-memory"/);
     const failed = (await events()).filter((e) => e.type === 'workspace_failed').at(-1);
     expect(String(failed?.detail?.reason)).toMatch(/could not resolve npm package/);
+  });
+
+  it('answers a failed wake-up with its reason, not "Unknown tool", for calls and lists alike', async () => {
+    await waitFor('the second workspace asleep', async () => ((await status(NOWAKE)) === 'hibernating' ? true : undefined), 20_000);
+    // This gateway never ran it, so its stopped container is the only record of its image: without it the wake-up
+    // must resolve the package again, and the registry is out of reach.
+    await docker.getContainer(`mcpx-${NOWAKE}-memory`).remove({ force: true });
+    const client = await connect(NOWAKE);
+    try {
+      const failure = (p: Promise<unknown>) => p.then(() => new Error('it answered'), (e: unknown) => e);
+      const reason = /workspace "it-hibernate-nowake" could not be started: server "memory": could not resolve npm package "@modelcontextprotocol\/server-memory"/;
+      for (const err of [await failure(client.callTool({ name: 'read_graph', arguments: {} })), await failure(client.listTools())]) {
+        expect(err).toBeInstanceOf(McpError);
+        expect((err as McpError).code).toBe(-32603);
+        expect((err as McpError).message).toMatch(reason);
+      }
+    } finally {
+      await client.close();
+    }
+    expect(await status(NOWAKE)).toBe('failed');
+    const missing = (await gw.api<EventView[]>('GET', `/api/v1/workspaces/${NOWAKE}/events`, owner)).body.find((e) => e.type === 'container_missing');
+    expect(missing?.detail).toMatchObject({ reason: 'not found at wake-up', resolving: true });
   });
 });

@@ -1,5 +1,5 @@
-// The gateway as a real process: killed with SIGKILL halfway through a create, it finishes the job at its
-// next start without duplicates, removes labelled orphans, and adopts containers after a clean SIGTERM.
+// The gateway as a real process: killed with SIGKILL halfway through a create or an apply, it finishes the job at
+// its next start without duplicates, removes labelled orphans, and adopts containers after a clean SIGTERM.
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker, labelled } from './helpers/docker.js';
@@ -92,6 +92,22 @@ describe('reconciliation with the engine', () => {
     expect(types).not.toContain('container_started');
     expect(types.at(-1)).toBe('ready');
     expect(events.filter((e) => e.type === 'container_adopted').every((e) => e.detail?.running === true)).toBe(true);
+  });
+
+  it('finishes an apply interrupted by SIGKILL in full: the adopted containers of the old spec do not stay', async () => {
+    let api = apiClient(gwp!.url);
+    const detail = async () => (await api<{ status: string; servers: { name: string; serverInfo?: { name: string } }[] }>('GET', `/api/v1/workspaces/${WS}`, token)).body;
+    /** Each server's serverInfo name, by server. */
+    const running = async () => Object.fromEntries((await detail()).servers.map((s) => [s.name, s.serverInfo?.name]));
+    expect(await running()).toEqual({ probe: 'mcpx-probe-server', memory: expect.stringMatching(/memory/) as unknown });
+    // The server "memory" now runs another package: only resolving the spec again can give it the right image.
+    const spec = { name: WS, servers: [{ name: 'probe', package: PROBE_PACKAGE }, { name: 'memory', package: PROBE_PACKAGE }] };
+    expect((await api('PUT', `/api/v1/workspaces/${WS}`, token, spec)).status).toBe(200);
+    expect(await stop('SIGKILL')).toBe(null);
+    gwp = await spawnGateway(dataDir, ENV);
+    api = apiClient(gwp.url);
+    await waitFor('ready after restart', async () => ((await detail()).status === 'ready' ? true : undefined), 240_000);
+    expect(await running()).toEqual({ probe: 'mcpx-probe-server', memory: 'mcpx-probe-server' });
   });
 
   it('deletes the workspace and leaves nothing labelled with it', async () => {

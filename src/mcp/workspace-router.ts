@@ -82,6 +82,11 @@ export interface Directory {
   /** A request starts (+1) or ends (-1); returns a promise when the workspace must first wake from hibernation. */
   activity(workspace: string, delta: 1 | -1): Promise<void> | undefined;
   connection(workspace: string, server: string): UpstreamConnection | undefined;
+  /**
+   * Why the workspace could not be started (it failed), else undefined; asked only when a server has no connection.
+   * Optional so that a directory for the router alone can leave it out.
+   */
+  unavailable?(workspace: string): string | undefined;
   onConnection(listener: (workspace: string, server: string, conn: UpstreamConnection) => void): () => void;
 }
 
@@ -417,9 +422,22 @@ export function createWorkspaceRouter(opts: RouterOptions) {
   };
   directory.onConnection(attach);
 
+  /**
+   * The error for a workspace that could not be started (a failed create, apply or wake-up), or undefined. Only on
+   * the path where a server has no connection: a healthy workspace never asks. The reason is what the workspace's
+   * detail shows its members, with secret values and credential shapes redacted.
+   */
+  const notStarted = (workspace: string): ProtocolError | undefined => {
+    const why = directory.unavailable?.(workspace);
+    if (why === undefined) return undefined;
+    const redactor = opts.redaction?.forWorkspace(workspace);
+    const reason = redactor && !redactor.empty ? redactor.text(why, noHits()) : why;
+    return new ProtocolError(RPC.internalError, `workspace "${workspace}" could not be started: ${reason}`);
+  };
+
   const connectionFor = (workspace: string, server: string): UpstreamConnection => {
     const conn = directory.connection(workspace, server);
-    if (!conn) throw new ProtocolError(RPC.internalError, `server "${server}" is not running right now; its tools are unavailable until it is back`);
+    if (!conn) throw notStarted(workspace) ?? new ProtocolError(RPC.internalError, `server "${server}" is not running right now; its tools are unavailable until it is back`);
     attach(workspace, server, conn);
     return conn;
   };
@@ -574,7 +592,13 @@ export function createWorkspaceRouter(opts: RouterOptions) {
 
   /** Every page of one server's list (bounded), remembered for routing and validation. */
   const fetchAll = async (session: Session, server: string, method: string, sink: ClientSink): Promise<Params[]> => {
-    if (!directory.connection(session.workspace, server)) return [];
+    if (!directory.connection(session.workspace, server)) {
+      // A server that is restarting lists nothing for now; one whose workspace failed to start is an error, not an
+      // empty catalogue (which would make every call answer "Unknown tool").
+      const failed = notStarted(session.workspace);
+      if (failed) throw failed;
+      return [];
+    }
     const key = LIST_KEYS[method]!;
     const out: Params[] = [];
     let cursor: unknown;

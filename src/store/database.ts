@@ -87,6 +87,17 @@ const MIGRATIONS: readonly { id: number; name: string; sql: string }[] = [
       CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     `,
   },
+  {
+    id: 4,
+    name: 'converged-generation',
+    sql: `
+      -- The spec generation the engine was last made to match: a start-up adopts what runs when it is the current
+      -- one, and finishes a create or an apply cut short when it is not.
+      ALTER TABLE workspaces ADD COLUMN converged_generation INTEGER;
+      -- A workspace caught mid-create or mid-apply (creating) is not known to match: it is converged in full.
+      UPDATE workspaces SET converged_generation = generation WHERE status IN ('ready', 'degraded', 'hibernating');
+    `,
+  },
 ];
 
 export function openDatabase(file: string): Db {

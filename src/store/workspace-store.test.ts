@@ -38,3 +38,15 @@ describe('workspace store: roles', () => {
     expect(store.roleOf(rec.uid, 'alice')).toBe('owner');
   });
 });
+
+describe('workspace store: the converged generation', () => {
+  it('is unset until a converge records it, and stays behind a replaced spec until the next one', () => {
+    const store = createWorkspaceStore(openDatabase(':memory:'));
+    const rec = store.create(spec({}), 'alice');
+    expect(rec.convergedGeneration).toBeUndefined();
+    store.setConverged(rec.uid, rec.generation);
+    expect(store.getByUid(rec.uid)).toMatchObject({ generation: 1, convergedGeneration: 1 });
+    store.replaceSpec(rec.uid, spec({}));
+    expect(store.getByUid(rec.uid)).toMatchObject({ generation: 2, convergedGeneration: 1 });
+  });
+});

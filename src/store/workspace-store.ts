@@ -13,6 +13,8 @@ export interface WorkspaceRecord {
   spec: WorkspaceSpec;
   status: WorkspaceStatus;
   generation: number;
+  /** The generation the engine was last made to match by a converge that finished; undefined before the first. */
+  convergedGeneration?: number;
   createdAt: string;
   updatedAt: string;
 }
@@ -32,6 +34,7 @@ interface WorkspaceRow {
   spec: string;
   status: WorkspaceStatus;
   generation: number;
+  converged_generation: number | null;
   created_at: string;
   updated_at: string;
 }
@@ -52,6 +55,7 @@ function toRecord(r: WorkspaceRow): WorkspaceRecord {
     spec: JSON.parse(r.spec) as WorkspaceSpec,
     status: r.status,
     generation: r.generation,
+    ...(r.converged_generation !== null ? { convergedGeneration: r.converged_generation } : {}),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
@@ -69,6 +73,7 @@ export function createWorkspaceStore(db: Db, hooks: { onEvent?(workspace: string
       'SELECT w.* FROM workspaces w WHERE w.owner = @user OR EXISTS (SELECT 1 FROM members m WHERE m.workspace_uid = w.uid AND m.user = @user) ORDER BY w.name',
     ),
     setStatus: db.prepare('UPDATE workspaces SET status = ?, updated_at = ? WHERE uid = ?'),
+    setConverged: db.prepare('UPDATE workspaces SET converged_generation = ? WHERE uid = ?'),
     setSpec: db.prepare('UPDATE workspaces SET spec = ?, generation = generation + 1, updated_at = ? WHERE uid = ?'),
     remove: db.prepare('DELETE FROM workspaces WHERE uid = ?'),
     clearMembers: db.prepare("DELETE FROM members WHERE workspace_uid = ? AND role != 'owner'"),
@@ -124,6 +129,10 @@ export function createWorkspaceStore(db: Db, hooks: { onEvent?(workspace: string
     },
     setStatus(uid: string, status: WorkspaceStatus): void {
       q.setStatus.run(status, new Date().toISOString(), uid);
+    },
+    /** Records that the engine matches this generation of the spec (a converge of it finished). */
+    setConverged(uid: string, generation: number): void {
+      q.setConverged.run(generation, uid);
     },
     replaceSpec(uid: string, spec: WorkspaceSpec): void {
       db.transaction(() => {

@@ -19,6 +19,12 @@ import { wakeImage } from './wake-image.js';
 
 export type ServerStatus = 'pending' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped';
 
+/**
+ * Why a converge keeps the images the containers were made from: a wake-up, a start-up under a converged spec, or a
+ * secret change (which may only recreate a container whose environment holds the secret, never change its version).
+ */
+type Reuse = 'wake' | 'restart' | 'secret';
+
 export interface SupervisionOptions {
   handshakeTimeoutMs: number;
   /** Crashes within this window count towards degrading the workspace. */
@@ -94,6 +100,8 @@ interface WorkspaceState {
   active: number;
   hibernating: boolean;
   waking?: Promise<void>;
+  /** Why the last converge (a create, an apply, a wake-up) left the workspace `failed`; cleared by the next one. */
+  failure?: string;
   network?: WorkspaceNetwork;
   proxy?: EgressProxy;
 }
@@ -116,7 +124,11 @@ export interface ManagerDeps {
   secrets: { values(uid: string, names?: readonly string[]): Map<string, string> };
   /** Redacts secret values and credential shapes from what a server writes to its log. */
   redactLog(uid: string, line: string): string;
-  runtime: DockerRuntimeClient;
+  runtime: Pick<
+    DockerRuntimeClient,
+    | 'attach' | 'createContainer' | 'createDeviceVolume' | 'ensureNetwork' | 'exitInfo' | 'inspect' | 'inspectVolume' | 'kill'
+    | 'listContainers' | 'listNetworks' | 'listVolumes' | 'remove' | 'removeNetwork' | 'removeVolume' | 'start'
+  >;
   images: Pick<ImageBuilder, 'ensureServerImage' | 'recordedImage'>;
   logger: Logger;
   /** The URL a container is told (MCPX_API_ENDPOINT) for its workspace. */
@@ -367,24 +379,33 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   // ---- converge: make the engine match the spec --------------------------------------------------------
 
   /**
-   * Makes one server's container match the spec. `wake` (a wake-up) brings the image the server already has and the
-   * engine's view of its container, looked up by wakeServer: no image is resolved, built or pulled then.
+   * A server's state, made on first use. Every server of a converge gets one before any of them can finish its
+   * handshake: the workspace is ready when all the servers it knows run, so one not yet known would be left out.
    */
-  const convergeServer = async (
-    ws: WorkspaceState,
-    spec: WorkspaceSpec,
-    server: ServerSpec,
-    wake?: { image: ServerImage; container: Docker.ContainerInspectInfo | undefined },
-  ) => {
+  const serverState = (ws: WorkspaceState, server: ServerSpec): ServerState => {
     let st = ws.servers.get(server.name);
     if (!st) {
       st = { spec: server, name: server.name, status: 'pending', phase: 'pending', logs: new LogBuffer(), crashes: [], generation: 0, stopping: false };
       ws.servers.set(server.name, st);
     }
+    return st;
+  };
+
+  /**
+   * Makes one server's container match the spec. `reuse` (see converge) brings the image the server already
+   * has and the engine's view of its container, looked up by reuseServer: no image is resolved, built or pulled then.
+   */
+  const convergeServer = async (
+    ws: WorkspaceState,
+    spec: WorkspaceSpec,
+    server: ServerSpec,
+    reuse?: { image: ServerImage; container: Docker.ContainerInspectInfo | undefined },
+  ) => {
+    const st = serverState(ws, server);
     st.spec = server;
     st.phase = 'preparing image';
     const image =
-      wake?.image ??
+      reuse?.image ??
       (await images.ensureServerImage(server, (message) => {
         st.phase = message;
       }));
@@ -393,7 +414,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       image: image.image,
       cached: image.cached,
       ...(image.packageVersion ? { package: image.packageVersion } : {}),
-      ...(wake ? { recorded: true } : {}),
+      ...(reuse ? { recorded: true } : {}),
     });
 
     const launcher = server.package !== undefined;
@@ -441,7 +462,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     st.configHash = hash;
 
     const name = containerName(ws.name, server.name);
-    const existing = wake ? wake.container : await runtime.inspect(name);
+    const existing = reuse ? reuse.container : await runtime.inspect(name);
     if (existing) {
       const labels = existing.Config.Labels ?? {};
       if (labels[LABELS.workspaceUid] === ws.uid && labels[LABELS.configHash] === hash) {
@@ -461,21 +482,32 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   };
 
   /**
-   * A wake-up of one server: the container it had (stopped by hibernate) and the image that container was made from,
-   * so a wake never asks a registry and never changes what the workspace runs. The image comes from the container
-   * (after a gateway restart the container is the only record), else, for a container removed behind the gateway's
-   * back, from the gateway's memory; a new container is then made from that image if it still exists. With neither,
-   * the server is converged like a create, which resolves its package again. `seen`: the engine's view of the
-   * container before the disk check; `removed`: the disk check has removed the workspace's containers since (it
-   * replaced their volume), so the container is made again from the image `seen` records.
+   * One server of a wake-up, of a start-up under a spec already converged, or of a secret change: the container it
+   * has (stopped by hibernate, or running) and the image that container was made from, so none of them asks a
+   * registry or changes what the workspace runs. The image comes from the container (after a gateway restart the
+   * container is the only record), else, for a container removed behind the gateway's back, from the gateway's
+   * memory; a new container is then made from that image if it still exists. With neither, the server is converged
+   * like a create, which resolves its package again (`container_missing`, `image_missing` say so). `seen`: the
+   * engine's view of the container before the disk check; `removed`: the disk check has removed the workspace's
+   * containers since (it replaced their volume), so the container is made again from the image `seen` records.
    */
-  const wakeServer = async (ws: WorkspaceState, spec: WorkspaceSpec, server: ServerSpec, seen: Docker.ContainerInspectInfo | undefined, removed: boolean) => {
-    const st = ws.servers.get(server.name);
+  const reuseServer = async (ws: WorkspaceState, spec: WorkspaceSpec, server: ServerSpec, seen: Docker.ContainerInspectInfo | undefined, removed: boolean, why: Reuse) => {
+    // Made before the first await: a restarted gateway knows no server yet (see serverState).
+    const st = serverState(ws, server);
     const own = seen?.Config.Labels?.[LABELS.workspaceUid] === ws.uid ? seen : undefined;
-    const source = wakeImage(own ? { image: own.Config.Image, id: own.Image } : undefined, st?.image);
-    if (!own) event(ws, 'container_missing', server.name, { reason: 'not found at wake-up', ...(source.from === 'recorded' ? { image: source.recorded.image } : {}) });
+    const source = wakeImage(own ? { image: own.Config.Image, id: own.Image } : undefined, st.image);
+    const when = why === 'wake' ? 'at wake-up' : why === 'restart' ? 'at start-up' : 'at a secret change';
+    if (!own) {
+      event(ws, 'container_missing', server.name, {
+        reason: `not found ${when}`,
+        ...(source.from === 'recorded' ? { image: source.recorded.image } : { resolving: true }),
+      });
+    }
     const image = source.from === 'known' ? source.image : source.from === 'recorded' ? await images.recordedImage(server, source.recorded) : undefined;
     if (!image) {
+      if (source.from === 'recorded') {
+        event(ws, 'image_missing', server.name, { reason: `the image recorded for this server is gone ${when}`, image: source.recorded.image, id: source.recorded.id, resolving: true });
+      }
       logger.warn({ workspace: ws.name, server: server.name, source }, 'no image recorded for this server is left: converging it like a create');
       return convergeServer(ws, spec, server);
     }
@@ -537,24 +569,30 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     return { networks: networks.length, rules };
   };
 
-  /** `wake`: a wake-up from hibernation (wakeServer for each server; no network clean-up unless one is known). */
-  const converge = async (ws: WorkspaceState, how: { wake?: boolean } = {}) => {
+  /**
+   * `reuse`: keep the images the servers' containers were made from (reuseServer for each server): a wake-up from
+   * hibernation (then no network clean-up unless one is known), a start-up of a workspace whose spec was converged,
+   * or a secret change. Without it (a create, an apply) every package is resolved again.
+   */
+  const converge = async (ws: WorkspaceState, how: { reuse?: Reuse } = {}) => {
     const rec = store.getByUid(ws.uid);
     if (!rec || ws.deleting) return;
     const spec = rec.spec;
-    let asleep: (Docker.ContainerInspectInfo | undefined)[] = [];
+    ws.failure = undefined;
+    let seen: (Docker.ContainerInspectInfo | undefined)[] = [];
     let removed = false;
     try {
-      // A wake-up first reads each server's stopped container, the record of the image it ran: a replaced volume
-      // (its loop device changed, e.g. after a host reboot) removes the containers.
-      if (how.wake) asleep = await Promise.all(spec.servers.map((s) => runtime.inspect(containerName(ws.name, s.name))));
+      // Reusing, first read each server's container, the record of the image it runs: a replaced volume (its loop
+      // device changed, e.g. after a host reboot) removes the containers.
+      if (how.reuse) seen = await Promise.all(spec.servers.map((s) => runtime.inspect(containerName(ws.name, s.name))));
       removed = await ensureDisk(ws, spec);
       if (spec.network !== 'none') await ensureNetwork(ws, spec.network.egress);
     } catch (err) {
-      // Without its quota or its fence (or, waking, the engine's answer) a workspace does not start at all.
+      // Without its quota or its fence (or, reusing, the engine's answer) a workspace does not start at all.
       const reason = err instanceof Error ? err.message : String(err);
       for (const st of ws.servers.values()) st.phase = `failed: ${reason}`;
       event(ws, 'workspace_failed', undefined, { reason });
+      ws.failure = reason;
       setStatus(ws, 'failed');
       return;
     }
@@ -564,16 +602,18 @@ export function createWorkspaceManager(deps: ManagerDeps) {
         ws.servers.delete(name);
       }
     }
-    const results = await Promise.allSettled(spec.servers.map((s, i) => (how.wake ? wakeServer(ws, spec, s, asleep[i], removed) : convergeServer(ws, spec, s))));
+    const results = await Promise.allSettled(spec.servers.map((s, i) => (how.reuse ? reuseServer(ws, spec, s, seen[i], removed, how.reuse) : convergeServer(ws, spec, s))));
     // Back to network "none": the servers have left the network; now it, its proxy and its rules go. A workspace
     // hibernates only after a converge that finished, which for "none" removed them; the spec cannot change while
-    // it sleeps (an apply converges without `wake`), so a wake-up has nothing to remove unless this process knows one.
-    const mayHaveNetwork = !how.wake || ws.network !== undefined || ws.proxy !== undefined;
+    // it sleeps (an apply converges without `reuse`), so a wake-up has nothing to remove unless this process knows
+    // one. A start-up is not on the hot path and knows nothing yet: it cleans up.
+    const mayHaveNetwork = how.reuse !== 'wake' || ws.network !== undefined || ws.proxy !== undefined;
     if (spec.network === 'none' && mayHaveNetwork && results.every((r) => r.status === 'fulfilled')) await removeNetwork(ws);
     const failed = results
       .map((r, i) => ({ r, server: spec.servers[i]!.name }))
       .filter((x): x is { r: PromiseRejectedResult; server: string } => x.r.status === 'rejected');
     if (failed.length > 0) {
+      const reasons: string[] = [];
       for (const f of failed) {
         const st = ws.servers.get(f.server);
         const reason = f.r.reason instanceof Error ? f.r.reason.message : String(f.r.reason);
@@ -582,10 +622,14 @@ export function createWorkspaceManager(deps: ManagerDeps) {
           st.phase = `failed: ${reason}`;
         }
         event(ws, 'workspace_failed', f.server, { reason });
+        reasons.push(`server "${f.server}": ${reason}`);
       }
+      ws.failure = reasons.join('; ');
       setStatus(ws, 'failed');
       return;
     }
+    // The engine now matches this generation: a restart may adopt it as it is (an apply queued since runs next).
+    if (rec.convergedGeneration !== rec.generation) store.setConverged(ws.uid, rec.generation);
     onServerUp(ws);
   };
 
@@ -649,7 +693,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       ws.hibernating = false;
       ws.lastActive = Date.now();
       setStatus(ws, 'creating');
-      await converge(ws, { wake: true });
+      await converge(ws, { reuse: 'wake' });
       const ms = Math.round(performance.now() - started);
       event(ws, 'workspace_woken', undefined, { ms });
       hibernation.onWake?.(ms);
@@ -738,7 +782,10 @@ export function createWorkspaceManager(deps: ManagerDeps) {
 
     /**
      * A secret changed: restart the servers that receive it (and only those). Servers that take secrets from the
-     * container environment are recreated through converge; launcher servers are restarted in place.
+     * container environment are recreated through converge, from the images they run (no package is resolved);
+     * launcher servers are restarted in place. A hibernating
+     * workspace is left asleep: its wake-up hands launcher servers the current values and recreates a container
+     * whose environment no longer matches (its configuration hash differs).
      */
     secretChanged(workspace: string, secret: string): string[] {
       const ws = byName.get(workspace);
@@ -746,13 +793,15 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       const users = [...ws.servers.values()].filter((s) => s.spec.secrets.some((x) => x.name === secret));
       if (users.length === 0) return [];
       void enqueue(ws, 'secret change', async () => {
+        // Judged when it runs: the workspace may have gone to sleep, or woken, since the change was queued.
+        if (ws.hibernating) return;
         for (const st of users) {
           // A process that already started with the current values needs nothing.
           if (st.spec.package !== undefined && st.launchDigest !== digest(launchConfig(ws, st.spec, false))) {
             await restartServer(ws, st, `secret ${secret} changed`);
           }
         }
-        if (users.some((st) => st.spec.package === undefined)) await converge(ws);
+        if (users.some((st) => st.spec.package === undefined)) await converge(ws, { reuse: 'secret' });
       });
       return users.map((s) => s.name);
     },
@@ -762,6 +811,17 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       const ws = byName.get(workspace);
       const st = ws && !ws.deleting ? ws.servers.get(server) : undefined;
       return st?.status === 'running' ? st.conn : undefined;
+    },
+
+    /**
+     * Why a workspace's servers are not running when it could not be started (status `failed`: its create, apply or
+     * wake-up failed), else undefined. For the failure path of the MCP endpoint only: it reads the store.
+     */
+    unavailable(workspace: string): string | undefined {
+      const ws = byName.get(workspace);
+      if (!ws || ws.deleting || store.getByUid(ws.uid)?.status !== 'failed') return undefined;
+      // After a gateway restart the reason is in the workspace's events only.
+      return ws.failure ?? 'its last start failed (see the workspace events)';
     },
 
     /** The current spec of a live workspace, from memory. */
@@ -820,7 +880,8 @@ export function createWorkspaceManager(deps: ManagerDeps) {
 
     /**
      * Start-up reconciliation: removes labelled resources that belong to no known workspace, finishes
-     * interrupted deletes, and converges every other workspace, adopting containers that match.
+     * interrupted deletes, leaves hibernating workspaces asleep, and converges every other workspace, adopting
+     * containers that match, with the images they were made from when its spec had been converged.
      */
     async reconcile(): Promise<{ removedContainers: number; removedVolumes: number; removedNetworks: number; removedRules: number; releasedDisks: number }> {
       const known = new Map(store.list().map((r) => [r.uid, r]));
@@ -864,7 +925,10 @@ export function createWorkspaceManager(deps: ManagerDeps) {
           ws.hibernating = true;
         } else if (rec.status !== 'failed') {
           if (rec.status !== 'creating') setStatus(ws, 'creating');
-          void enqueue(ws, 'reconcile', () => converge(ws));
+          // A spec the engine was made to match is adopted as it runs, from the images its containers were made
+          // from (no registry, no new version); a create or an apply cut short by the restart is finished in full.
+          const adopt = rec.convergedGeneration === rec.generation;
+          void enqueue(ws, 'reconcile', () => converge(ws, adopt ? { reuse: 'restart' } : {}));
         }
       }
       if (removedContainers + removedVolumes + removedNetworks + removedRules + releasedDisks > 0) {
