@@ -4,6 +4,8 @@
 export interface CredentialPattern {
   name: string;
   regex: RegExp;
+  /** Text at the ends of a match that is kept around the marker (the match itself must start and end with it). */
+  keep?: [string, string];
 }
 
 /** The documented pattern set (docs/security-model.md). Each regex is global; they are tried in this order. */
@@ -16,6 +18,8 @@ export const CREDENTIAL_PATTERNS: readonly CredentialPattern[] = [
   { name: 'google-api-key', regex: /\bAIza[0-9A-Za-z_-]{35}\b/g },
   { name: 'stripe-key', regex: /\b(?:sk|rk)_live_[0-9A-Za-z]{24,}\b/g },
   { name: 'jwt', regex: /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}/g },
+  // user:password in a URL (https://user:pass@host); the scheme and the host stay readable.
+  { name: 'url-credentials', regex: /:\/\/[^\s/?#@:]+:[^\s/?#@]+@/g, keep: ['://', '@'] },
 ];
 
 export type PatternPolicy = 'redact' | 'block' | 'off';
@@ -62,7 +66,7 @@ export function createRedactor(secrets: ReadonlyMap<string, string>, policy: Pat
       if (!p.regex.test(out)) continue;
       out = out.replace(p.regex, () => {
         if (!hits.patterns.includes(p.name)) hits.patterns.push(p.name);
-        return `[REDACTED:${p.name}]`;
+        return `${p.keep?.[0] ?? ''}[REDACTED:${p.name}]${p.keep?.[1] ?? ''}`;
       });
     }
     return out;

@@ -75,16 +75,17 @@ describe('redaction', () => {
 
   it('knows the documented credential shapes', () => {
     const r = createRedactor(new Map(), 'redact');
-    const samples: [string, string][] = [
+    const samples: [string, string, string?][] = [
       ['github-token', `ghp_${'a'.repeat(36)}`],
       ['slack-token', 'xoxb-123456789012-abcdefghij'],
       ['private-key', '-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----'],
       ['jwt', 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U'],
       ['google-api-key', `AIza${'B'.repeat(35)}`],
+      ['url-credentials', 'https://deploy:s3cr3t-Pa55@registry.example/x', 'https://[REDACTED:url-credentials]@registry.example/x'],
     ];
-    for (const [name, sample] of samples) {
+    for (const [name, sample, redacted] of samples) {
       const hits = noHits();
-      expect(r.text(`x ${sample} y`, hits)).toBe(`x [REDACTED:${name}] y`);
+      expect(r.text(`x ${sample} y`, hits)).toBe(`x ${redacted ?? `[REDACTED:${name}]`} y`);
       expect(hits.patterns).toEqual([name]);
     }
   });
@@ -94,5 +95,16 @@ describe('redaction', () => {
     const hits = noHits();
     expect(r.text('AKIAIOSFODNN7EXAMPLE tok-abc-123-secret', hits)).toBe('AKIAIOSFODNN7EXAMPLE [REDACTED:API_TOKEN]');
     expect(createRedactor(new Map(), 'off').empty).toBe(true);
+  });
+});
+
+describe('url-credentials pattern', () => {
+  it('leaves URLs without a password alone', () => {
+    const r = createRedactor(new Map(), 'redact');
+    for (const s of ['https://registry.example/x', 'mailto://user@example.com', 'see http://host:8080/path', 'a://b:c d@e']) {
+      const hits = noHits();
+      expect(r.text(s, hits)).toBe(s);
+      expect(hits.patterns).toEqual([]);
+    }
   });
 });
