@@ -17,6 +17,30 @@ export interface ExitInfo {
   running: boolean;
 }
 
+interface IpamConfig {
+  Subnet?: string;
+  Gateway?: string;
+}
+
+/**
+ * A network's IPv4 gateway address. The engine does not always record it (the default bridge of a freshly started
+ * dockerd lists only its subnet); it is then the subnet's first host address, which is what the engine assigns.
+ */
+export function ipv4Gateway(configs: readonly IpamConfig[]): string | undefined {
+  const listed = configs.find((c) => c.Gateway && !c.Gateway.includes(':'))?.Gateway;
+  if (listed) return listed;
+  for (const c of configs) {
+    const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(c.Subnet ?? '');
+    if (!m) continue;
+    const bits = Number(m[5]);
+    if (bits > 30) continue;
+    const addr = ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+    const first = ((addr & (bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0)) + 1) >>> 0;
+    return [first >>> 24, (first >>> 16) & 255, (first >>> 8) & 255, first & 255].join('.');
+  }
+  return undefined;
+}
+
 export function createDockerRuntimeClient(docker: Docker) {
   const isNotFound = (err: unknown) => (err as { statusCode?: number }).statusCode === 404;
   const ignoreNotFound = (err: unknown) => {
@@ -86,8 +110,8 @@ export function createDockerRuntimeClient(docker: Docker) {
     /** A network's IPv4 gateway (the host's address on that bridge), if the network exists. */
     async networkGateway(name: string): Promise<string | undefined> {
       try {
-        const n = (await docker.getNetwork(name).inspect()) as { IPAM?: { Config?: { Gateway?: string }[] } };
-        return n.IPAM?.Config?.find((c) => c.Gateway && !c.Gateway.includes(':'))?.Gateway;
+        const n = (await docker.getNetwork(name).inspect()) as { IPAM?: { Config?: IpamConfig[] } };
+        return ipv4Gateway(n.IPAM?.Config ?? []);
       } catch (err) {
         if (isNotFound(err)) return undefined;
         throw err;
