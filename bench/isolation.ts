@@ -9,26 +9,14 @@ import { pino } from 'pino';
 import { loadOrCreateSigningKey, signToken } from '../src/auth/index.js';
 import { loadGatewayConfig } from '../src/config/index.js';
 import { startGateway } from '../src/main.js';
+import { spread } from './measure.js';
+import type { Spread } from './measure.js';
 
 const quick = process.argv.includes('--quick');
 const REPO = resolve(import.meta.dirname, '..');
 const START = '<!-- isolation-bench:start -->';
 const END = '<!-- isolation-bench:end -->';
 
-interface Stats {
-  n: number;
-  median: number;
-  p10: number;
-  p90: number;
-  min: number;
-  max: number;
-}
-
-function stats(samples: number[]): Stats {
-  const s = [...samples].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.round(p * (s.length - 1))))]!;
-  return { n: s.length, median: q(0.5), p10: q(0.1), p90: q(0.9), min: s[0]!, max: s.at(-1)! };
-}
 
 const ms = (v: number) => `${v.toFixed(0)} ms`;
 
@@ -58,7 +46,7 @@ const TIERS: Tier[] = [
 ];
 
 /** Create to ready for each tier, interleaved run by run so that drift on the machine hits every tier alike. */
-async function coldStarts(runs: number): Promise<Stats[]> {
+async function coldStarts(runs: number): Promise<Spread[]> {
   const dataDir = mkdtempSync(join(tmpdir(), 'mcpx-bench-iso-'));
   const loaded = loadGatewayConfig({ port: 0, dataDir }, {});
   if (!loaded.ok) throw new Error(loaded.errors.join('; '));
@@ -94,7 +82,7 @@ async function coldStarts(runs: number): Promise<Stats[]> {
     await gateway.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
-  return samples.map(stats);
+  return samples.map((s) => spread(s));
 }
 
 async function main(): Promise<void> {
