@@ -158,6 +158,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       connection: (ws, server) => manager.connection(ws, server),
       unavailable: (ws) => manager.unavailable(ws),
       onConnection: (listener) => manager.onConnection(listener),
+      onAvailability: (listener) => manager.onAvailability(listener),
       activity: (ws, delta) => manager.activity(ws, delta),
       guardrails: (ws) => {
         const spec = manager.spec(ws);

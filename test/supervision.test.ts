@@ -1,11 +1,15 @@
 // A server that crashes is restarted with exponential backoff; repeated crashes degrade the workspace, and a
 // server that then stays up brings it back to ready.
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docker } from './helpers/docker.js';
 import { PROBE_PACKAGE, startTestGateway, waitFor } from './helpers/gateway.js';
 import type { EventView, TestGateway } from './helpers/gateway.js';
 
 const WS = 'it-supervision';
+const PAIR = 'it-supervision-pair';
 let gw: TestGateway;
 let owner: string;
 
@@ -17,6 +21,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await gw?.remove(PAIR, owner).catch(() => undefined);
   await gw?.remove(WS, owner).catch(() => undefined);
   await gw?.close();
 });
@@ -63,5 +68,43 @@ describe('supervision', () => {
     const conn = await waitFor('the probe answering again', () => gw.gateway.manager.connection(WS, 'probe'), 60_000);
     expect(await conn.request('tools/call', { name: 'echo', arguments: { message: 'back' } })).toEqual({ content: [{ type: 'text', text: 'back' }] });
     expect((await events()).some((e) => e.type === 'container_missing')).toBe(true);
+  });
+});
+
+describe('list changes when a server of a workspace crashes', () => {
+  it("tells clients when a server's tools go away and come back, and not when the workspace hibernates and wakes", async () => {
+    expect(
+      (
+        await gw.api('POST', '/api/v1/workspaces', owner, {
+          name: PAIR,
+          servers: [
+            { name: 'probe', package: PROBE_PACKAGE },
+            { name: 'other', package: PROBE_PACKAGE },
+          ],
+        })
+      ).status,
+    ).toBe(201);
+    await gw.waitStatus(PAIR, owner, ['ready']);
+    const client = new Client({ name: 'it-client', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp/${PAIR}`), { requestInit: { headers: { authorization: `Bearer ${owner}` } } }));
+    let changes = 0;
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => void changes++);
+    const names = async () => (await client.listTools()).tools.map((t) => t.name);
+    expect(await names()).toEqual(expect.arrayContaining(['probe__crash', 'other__echo']));
+    // Let the session's GET stream open before anything happens.
+    await new Promise((r) => setTimeout(r, 500));
+
+    await client.callTool({ name: 'probe__crash', arguments: {} });
+    await waitFor('a list change for the crash', () => (changes >= 1 ? true : undefined), 30_000, 20);
+    await waitFor('a list change for the return', () => (changes >= 2 ? true : undefined), 60_000, 50);
+    await waitFor('probe listed again', async () => ((await names()).includes('probe__echo') ? true : undefined), 30_000);
+    expect(changes).toBe(2);
+
+    // A deliberate stop and the wake-up that a call brings are not changes of the lists.
+    expect(await gw.gateway.manager.hibernateNow(PAIR)).toBe(true);
+    expect(await client.callTool({ name: 'other__echo', arguments: { message: 'awake' } })).toMatchObject({ content: [{ type: 'text', text: 'awake' }] });
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(changes).toBe(2);
+    await client.close();
   });
 });

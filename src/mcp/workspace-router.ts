@@ -88,6 +88,11 @@ export interface Directory {
    */
   unavailable?(workspace: string): string | undefined;
   onConnection(listener: (workspace: string, server: string, conn: UpstreamConnection) => void): () => void;
+  /**
+   * A server crashed (`false`) or is back after one (`true`); not called for deliberate stops (hibernation,
+   * apply, delete) or their starts. Optional so that a directory for the router alone can leave it out.
+   */
+  onAvailability?(listener: (workspace: string, server: string, available: boolean) => void): () => void;
 }
 
 export interface Session {
@@ -421,6 +426,26 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     }
   };
   directory.onConnection(attach);
+
+  // What each server declared at its last handshake, kept past its process: a crashed server's lists are known.
+  const declaredKinds = new Map<string, string[]>();
+  directory.onConnection((workspace, server, conn) => {
+    const caps = obj(conn.initializeResult?.capabilities);
+    declaredKinds.set(`${workspace}\0${server}`, ['tools', 'prompts', 'resources'].filter((k) => caps[k] !== undefined));
+  });
+  // A server that crashes takes its tools, prompts and resources out of the workspace's lists until it is back, and
+  // may list others then: clients hear `list_changed` both times. Deliberate stops (hibernation) are not announced,
+  // as clients re-listing would only wake the workspace again.
+  directory.onAvailability?.((workspace, server) => {
+    const kinds = declaredKinds.get(`${workspace}\0${server}`) ?? ['tools', 'prompts', 'resources'];
+    const i = index(workspace);
+    for (const kind of kinds) {
+      i.catalogs.delete(`${server}\0${kind}`);
+      const n: JsonRpcNotification = { jsonrpc: '2.0', method: `notifications/${kind}/list_changed` };
+      for (const s of sessionsOf(workspace)) s.stream?.send(n);
+      for (const l of listenersOf(workspace)) if (l.kinds.has(kind)) deliver(l, n);
+    }
+  });
 
   /**
    * The error for a workspace that could not be started (a failed create, apply or wake-up), or undefined. Only on

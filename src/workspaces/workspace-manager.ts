@@ -73,6 +73,8 @@ interface ServerState {
   launchDigest?: string;
   /** The container's address on the workspace network (egress mode), to name the server in egress events. */
   address?: string;
+  /** Set when it crashed, cleared when it is back: its return is announced to clients (list changes). */
+  crashed?: boolean;
 }
 
 /** A workspace network as the gateway set it up: the proxy listens on its gateway address. */
@@ -162,6 +164,7 @@ export function createWorkspaceManager(deps: ManagerDeps) {
   // The hot path (the MCP endpoint) looks workspaces up by name without touching the database.
   const byName = new Map<string, WorkspaceState>();
   const connectionListeners = new Set<(workspace: string, server: string, conn: UpstreamConnection) => void>();
+  const availabilityListeners = new Set<(workspace: string, server: string, available: boolean) => void>();
   const goneListeners = new Set<(workspace: string, uid: string) => void>();
   let shuttingDown = false;
 
@@ -265,6 +268,10 @@ export function createWorkspaceManager(deps: ManagerDeps) {
       st.phase = 'running';
       event(ws, 'server_initialized', st.name, { serverInfo: init.serverInfo, protocolVersion: init.protocolVersion });
       for (const l of connectionListeners) l(ws.name, st.name, conn);
+      if (st.crashed) {
+        st.crashed = false;
+        for (const l of availabilityListeners) l(ws.name, st.name, true);
+      }
       onServerUp(ws);
     } catch (err) {
       if (generation !== st.generation || st.stopping || ws.deleting) return;
@@ -315,6 +322,10 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     st.conn?.close();
     if (st.stopping || ws.deleting || shuttingDown) return;
     st.status = 'restarting';
+    if (!st.crashed) {
+      st.crashed = true;
+      for (const l of availabilityListeners) l(ws.name, st.name, false);
+    }
     const now = Date.now();
     st.crashes = [...st.crashes.filter((t) => now - t < opts.crashWindowMs), now];
     const attempt = st.crashes.length;
@@ -869,6 +880,12 @@ export function createWorkspaceManager(deps: ManagerDeps) {
     onConnection(listener: (workspace: string, server: string, conn: UpstreamConnection) => void): () => void {
       connectionListeners.add(listener);
       return () => connectionListeners.delete(listener);
+    },
+
+    /** Called when a server crashes (false) and when it is back after a crash (true); deliberate stops are not. */
+    onAvailability(listener: (workspace: string, server: string, available: boolean) => void): () => void {
+      availabilityListeners.add(listener);
+      return () => availabilityListeners.delete(listener);
     },
 
     /** Waits for every queued operation on a workspace (tests and shutdown). */
