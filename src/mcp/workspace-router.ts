@@ -407,9 +407,14 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     });
   };
 
+  // What each server declared at its last handshake, kept past its process: a crashed server's lists are known.
+  const declaredKinds = new Map<string, string[]>();
+
   const attach = (workspace: string, server: string, conn: UpstreamConnection) => {
     if (attached.has(conn)) return;
     attached.add(conn);
+    const caps = obj(conn.initializeResult?.capabilities);
+    declaredKinds.set(`${workspace}\0${server}`, ['tools', 'prompts', 'resources'].filter((k) => caps[k] !== undefined));
     connServer.set(conn, { workspace, server });
     const multi = () => (directory.serverNames(workspace)?.length ?? 1) > 1;
     conn.onNotification(onUpstreamNotification(workspace, server, conn, multi));
@@ -427,20 +432,14 @@ export function createWorkspaceRouter(opts: RouterOptions) {
   };
   directory.onConnection(attach);
 
-  // What each server declared at its last handshake, kept past its process: a crashed server's lists are known.
-  const declaredKinds = new Map<string, string[]>();
-  directory.onConnection((workspace, server, conn) => {
-    const caps = obj(conn.initializeResult?.capabilities);
-    declaredKinds.set(`${workspace}\0${server}`, ['tools', 'prompts', 'resources'].filter((k) => caps[k] !== undefined));
-  });
   // A server that crashes takes its tools, prompts and resources out of the workspace's lists until it is back, and
   // may list others then: clients hear `list_changed` both times. Deliberate stops (hibernation) are not announced,
   // as clients re-listing would only wake the workspace again.
   directory.onAvailability?.((workspace, server) => {
     const kinds = declaredKinds.get(`${workspace}\0${server}`) ?? ['tools', 'prompts', 'resources'];
-    const i = index(workspace);
+    // The catalogs stay: a call to a crashed server's tool then says the server is down, not that the tool is
+    // unknown; the new process's connection replaces them.
     for (const kind of kinds) {
-      i.catalogs.delete(`${server}\0${kind}`);
       const n: JsonRpcNotification = { jsonrpc: '2.0', method: `notifications/${kind}/list_changed` };
       for (const s of sessionsOf(workspace)) s.stream?.send(n);
       for (const l of listenersOf(workspace)) if (l.kinds.has(kind)) deliver(l, n);
