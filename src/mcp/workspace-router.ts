@@ -186,6 +186,8 @@ interface WorkspaceIndex {
   catalogs: Map<string, Map<string, Params>>;
   /** The level the 2025 sessions asked for last (`logging/setLevel`, workspace-wide); undefined: never set. */
   logLevel?: string;
+  /** Server -> the list kinds its last handshake declared, kept past its process: a crashed server's lists are known. */
+  declared: Map<string, string[]>;
 }
 
 export class CancelledError extends Error {
@@ -256,7 +258,7 @@ export function createWorkspaceRouter(opts: RouterOptions) {
   const index = (ws: string): WorkspaceIndex => {
     let i = indexes.get(ws);
     if (!i) {
-      i = { resources: new Map(), templates: [], subscriptions: new Map(), subscribing: new Map(), catalogs: new Map() };
+      i = { resources: new Map(), templates: [], subscriptions: new Map(), subscribing: new Map(), catalogs: new Map(), declared: new Map() };
       indexes.set(ws, i);
     }
     return i;
@@ -266,6 +268,12 @@ export function createWorkspaceRouter(opts: RouterOptions) {
   const listeners = new Map<string, ListenerEntry>();
   const listenersOf = (ws: string) => [...listeners.values()].filter((l) => l.session.workspace === ws);
   const NO_SINK: ClientSink = { send: () => false };
+
+  /** A list change of the workspace: every 2025 session's stream, and the listeners that asked for that kind. */
+  const announceListChanged = (workspace: string, kind: string, n: JsonRpcNotification): void => {
+    for (const s of sessionsOf(workspace)) s.stream?.send(n);
+    for (const l of listenersOf(workspace)) if (l.kinds.has(kind)) deliver(l, n);
+  };
 
   /**
    * A listener gets a notification only while its caller still has a role in the workspace and, for a resource
@@ -343,9 +351,8 @@ export function createWorkspaceRouter(opts: RouterOptions) {
       case 'notifications/resources/list_changed': {
         const kind = n.method.split('/')[1]!;
         index(workspace).catalogs.delete(`${server}\0${kind}`);
-        for (const s of sessionsOf(workspace)) s.stream?.send(n);
         // With several servers this is still the workspace's one list (names prefixed), so the method is unchanged.
-        for (const l of listenersOf(workspace)) if (l.kinds.has(kind)) deliver(l, n);
+        announceListChanged(workspace, kind, n);
         return;
       }
       case 'notifications/message': {
@@ -407,25 +414,22 @@ export function createWorkspaceRouter(opts: RouterOptions) {
     });
   };
 
-  // What each server declared at its last handshake, kept past its process: a crashed server's lists are known.
-  const declaredKinds = new Map<string, string[]>();
-
   const attach = (workspace: string, server: string, conn: UpstreamConnection) => {
     if (attached.has(conn)) return;
     attached.add(conn);
+    const i = index(workspace);
     const caps = obj(conn.initializeResult?.capabilities);
-    declaredKinds.set(`${workspace}\0${server}`, ['tools', 'prompts', 'resources'].filter((k) => caps[k] !== undefined));
+    i.declared.set(server, ['tools', 'prompts', 'resources'].filter((k) => caps[k] !== undefined));
     connServer.set(conn, { workspace, server });
     const multi = () => (directory.serverNames(workspace)?.length ?? 1) > 1;
     conn.onNotification(onUpstreamNotification(workspace, server, conn, multi));
     conn.requestHandler = onUpstreamRequest(workspace, server, conn);
     // A new process (restart, wake-up, new version after an apply) may list other tools and schemas: what the old one
     // listed is asked again before the next call is validated against it.
-    const i = index(workspace);
     i.catalogs.delete(`${server}\0tools`);
     i.catalogs.delete(`${server}\0prompts`);
     // A restarted server forgets subscriptions: renew the ones clients still hold.
-    for (const [key, subs] of index(workspace).subscriptions) {
+    for (const [key, subs] of i.subscriptions) {
       const [srv, uri] = key.split('\0');
       if (srv === server && subs.size > 0) void conn.call('resources/subscribe', { uri }).catch(() => undefined);
     }
@@ -436,14 +440,10 @@ export function createWorkspaceRouter(opts: RouterOptions) {
   // may list others then: clients hear `list_changed` both times. Deliberate stops (hibernation) are not announced,
   // as clients re-listing would only wake the workspace again.
   directory.onAvailability?.((workspace, server) => {
-    const kinds = declaredKinds.get(`${workspace}\0${server}`) ?? ['tools', 'prompts', 'resources'];
+    const kinds = index(workspace).declared.get(server) ?? ['tools', 'prompts', 'resources'];
     // The catalogs stay: a call to a crashed server's tool then says the server is down, not that the tool is
     // unknown; the new process's connection replaces them.
-    for (const kind of kinds) {
-      const n: JsonRpcNotification = { jsonrpc: '2.0', method: `notifications/${kind}/list_changed` };
-      for (const s of sessionsOf(workspace)) s.stream?.send(n);
-      for (const l of listenersOf(workspace)) if (l.kinds.has(kind)) deliver(l, n);
-    }
+    for (const kind of kinds) announceListChanged(workspace, kind, { jsonrpc: '2.0', method: `notifications/${kind}/list_changed` });
   });
 
   /**
