@@ -12,6 +12,7 @@ import { loadGatewayConfig } from '../src/config/index.js';
 import { startGateway } from '../src/main.js';
 import { checkLimits, createSchemaValidator, DEFAULT_LIMITS, findForbiddenName, mayCall } from '../src/policy/index.js';
 import { latencyStats, median } from './measure.js';
+import { until } from './processes.js';
 
 const quick = process.argv.includes('--quick');
 const REPO = resolve(import.meta.dirname, '..');
@@ -34,14 +35,6 @@ const ON = {
 };
 const OFF = { name: WS, servers: [SERVER], rateLimits: OPEN, limits: { forbiddenArgs: [] }, audit: { requests: false, arguments: 'none' }, hibernate: { after: 'never' } };
 
-async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'mcpx-bench-guard-'));
   const loaded = loadGatewayConfig({ port: 0, dataDir }, {});
@@ -52,7 +45,7 @@ async function main(): Promise<void> {
     fetch(gateway.url + path, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
   const clients: Client[] = [];
   try {
-    const ready = () => until(async () => ((await (await api('GET', `/api/v1/workspaces/${WS}`)).json()) as { status: string }).status === 'ready', 300_000);
+    const ready = () => until(async () => ((await (await api('GET', `/api/v1/workspaces/${WS}`)).json()) as { status: string }).status === 'ready', 300_000, 20);
     if ((await api('POST', '/api/v1/workspaces', ON)).status !== 201) throw new Error('create failed');
     await ready();
     let current: typeof ON | typeof OFF = ON;
@@ -140,7 +133,7 @@ ${END}
   } finally {
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
     await api('DELETE', `/api/v1/workspaces/${WS}`).catch(() => undefined);
-    await until(async () => (await api('GET', `/api/v1/workspaces/${WS}`)).status === 404, 60_000).catch(() => undefined);
+    await until(async () => (await api('GET', `/api/v1/workspaces/${WS}`)).status === 404, 60_000, 20).catch(() => undefined);
     await gateway.close();
     rmSync(dataDir, { recursive: true, force: true });
   }

@@ -1,41 +1,22 @@
 // `npm run bench:isolation [-- --quick]`: cold start of a workspace per isolation tier, written as its own section at
 // the end of docs/benchmarks.md (between markers; the rest of the file is left as it is).
 // Traffic goes only to loopback and to containers this run starts; every loop is bounded.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import Docker from 'dockerode';
 import { pino } from 'pino';
 import { loadOrCreateSigningKey, signToken } from '../src/auth/index.js';
 import { loadGatewayConfig } from '../src/config/index.js';
 import { startGateway } from '../src/main.js';
+import { marked, writeSection } from './bench-doc.js';
+import { api, MEMORY_SERVER } from './create-to-ready.js';
 import { spread } from './measure.js';
 import type { Spread } from './measure.js';
+import { until } from './processes.js';
 
 const quick = process.argv.includes('--quick');
-const REPO = resolve(import.meta.dirname, '..');
-const START = '<!-- isolation-bench:start -->';
-const END = '<!-- isolation-bench:end -->';
-
-
 const ms = (v: number) => `${v.toFixed(0)} ms`;
-
-async function api(url: string, method: string, path: string, token: string, body?: unknown) {
-  const res = await fetch(url + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, body: (await res.json().catch(() => undefined)) as { status?: string } | undefined };
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number, everyMs = 5): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 type Tier = { label: string; isolation: 'standard' | 'gvisor'; network: 'none' | { egress: string[] } };
 
@@ -62,13 +43,13 @@ async function coldStarts(runs: number): Promise<Spread[]> {
           name,
           isolation: tier.isolation,
           network: tier.network,
-          servers: [{ name: 'memory', package: '@modelcontextprotocol/server-memory', env: { MEMORY_FILE_PATH: '/workspace/memory.json' } }],
+          servers: [MEMORY_SERVER],
         };
         const t0 = performance.now();
         const r = await api(gateway.url, 'POST', '/api/v1/workspaces', token, spec);
         if (r.status !== 201) throw new Error(`create failed: ${r.status} ${JSON.stringify(r.body)}`);
         await until(async () => {
-          const s = (await api(gateway.url, 'GET', `/api/v1/workspaces/${name}`, token)).body?.status;
+          const s = (await api<{ status?: string }>(gateway.url, 'GET', `/api/v1/workspaces/${name}`, token)).body?.status;
           if (s === 'failed') throw new Error(`${name} failed`);
           return s === 'ready';
         }, 300_000);
@@ -98,8 +79,7 @@ async function main(): Promise<void> {
     const vs = i === 0 ? '1.00×' : `${(s.median / base).toFixed(2)}× (+${ms(s.median - base)})`;
     return `| ${t.label} | ${s.n} | ${ms(s.median)} | ${ms(s.p10)} | ${ms(s.p90)} | ${ms(s.min)} | ${ms(s.max)} | ${vs} |`;
   });
-  const section = `${START}
-## Cold start by isolation tier (issue 4)
+  const section = `## Cold start by isolation tier (issue 4)
 
 Written by \`npm run bench:isolation${quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 10)} (Node ${process.version}, Docker Engine
 ${engine.Version}). One workspace with one Node server (\`@modelcontextprotocol/server-memory\`), created through
@@ -112,14 +92,8 @@ firewall rules and its egress proxy. One-minute load average: ${loadBefore.toFix
 | tier | runs | median | p10 | p90 | min | max | median vs standard |
 |---|---:|---:|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
-${END}
 `;
-  const file = join(REPO, 'docs/benchmarks.md');
-  const doc = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const at = doc.indexOf(START);
-  const endAt = doc.indexOf(END);
-  const next = at >= 0 && endAt > at ? `${doc.slice(0, at)}${section}${doc.slice(endAt + END.length + 1)}` : `${doc.trimEnd()}\n\n${section}`;
-  writeFileSync(file, next);
+  writeSection(marked('isolation-bench', section));
   console.error(results.map((r, i) => `${TIERS[i]!.label}: ${JSON.stringify(r)}`).join('\n'));
   console.error('wrote the isolation section of docs/benchmarks.md');
 }

@@ -14,6 +14,16 @@ let interrupted = false;
 /** True once SIGINT/SIGTERM arrived: loops stop and the run unwinds through its `finally` blocks. */
 export const isInterrupted = (): boolean => interrupted;
 
+/** Polls `check` until it holds: bounded by `timeoutMs`, and ended by an interrupt of the run. */
+export async function until(check: () => Promise<boolean>, timeoutMs: number, everyMs = 5): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    if (interrupted) throw new Error('interrupted');
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 /** Registers clean-up work; `sync` is the last resort when the process exits without unwinding. */
 export function onCleanup(c: Cleanup): () => void {
   cleanups.add(c);

@@ -22,7 +22,7 @@ import { installedVersion, measureRequests, ROW_PATHS } from './request-latency.
 import type { LatencyPlan, LatencyReport, RowKey, RowResult } from './request-latency.js';
 import { median, spread } from './measure.js';
 import type { Spread } from './measure.js';
-import { cleanupAll, installInterruptHandlers, isInterrupted, onCleanup } from './processes.js';
+import { cleanupAll, installInterruptHandlers, isInterrupted, onCleanup, until } from './processes.js';
 
 const quick = process.argv.includes('--quick');
 // `--rows=b,e`: only these rows of the request section and no other section; for profiling and trials, so the
@@ -59,15 +59,6 @@ const ms3 = (v: number) => `${v.toFixed(3)} ms`;
 interface Detail {
   status?: string;
   servers?: { name: string; status: string; image?: string }[];
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number, everyMs = 5): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    if (isInterrupted()) throw new Error('interrupted');
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 /**
