@@ -1,5 +1,5 @@
-// Unit tests of the router's listeners (2026-07-28 subscriptions/listen) against a fake server process: the
-// reference count shared with 2025 sessions under concurrency, and the ways a listener ends.
+// Unit tests of the router against fake server processes: listeners (2026-07-28 subscriptions/listen) and the
+// reference count they share with 2025 sessions, log levels, a multi-server handshake, and catalogs across restarts.
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createSchemaValidator, DEFAULT_LIMITS } from '../policy/index.js';
@@ -7,9 +7,32 @@ import type { AccessPolicy } from '../policy/index.js';
 import type { JsonRpcMessage } from './json-rpc.js';
 import { UpstreamConnection } from './upstream-connection.js';
 import { admitsLevel, createWorkspaceRouter, mostVerbose } from './workspace-router.js';
-import type { ListenSink, Role } from './workspace-router.js';
+import type { Directory, ListenSink, Role, RouterOptions } from './workspace-router.js';
 
 const WS = 'ws';
+
+/**
+ * A router for workspace WS over fake server processes: `servers()` names them (read at each use, so a test can
+ * swap a process); `onConnection` defaults to never announcing one; other router options pass through.
+ */
+function routerOver(
+  servers: () => Record<string, UpstreamConnection | undefined>,
+  more: { policy?: AccessPolicy; onConnection?: Directory['onConnection'] } & Partial<Omit<RouterOptions, 'directory'>> = {},
+) {
+  const { policy = {}, onConnection = () => () => undefined, ...options } = more;
+  return createWorkspaceRouter({
+    directory: {
+      serverNames: (ws) => (ws === WS ? Object.keys(servers()) : undefined),
+      guardrails: (ws) => (ws === WS ? { policy, limits: DEFAULT_LIMITS, forbiddenArgs: [], maxResponseBytes: 1_000_000, concurrentPerServer: 100 } : undefined),
+      activity: () => undefined,
+      connection: (ws, name) => (ws === WS ? servers()[name] : undefined),
+      onConnection,
+    },
+    validator: createSchemaValidator(),
+    logger: pino({ level: 'silent' }),
+    ...options,
+  });
+}
 
 /** One server process that declares subscriptions and list changes, answers after a few ms, and counts. */
 async function setUp(policy: AccessPolicy = {}) {
@@ -28,18 +51,7 @@ async function setUp(policy: AccessPolicy = {}) {
     },
   });
   await conn.initialize(1000);
-  const router = createWorkspaceRouter({
-    directory: {
-      serverNames: (ws) => (ws === WS ? ['s'] : undefined),
-      guardrails: (ws) => (ws === WS ? { policy, limits: DEFAULT_LIMITS, forbiddenArgs: [], maxResponseBytes: 1_000_000, concurrentPerServer: 100 } : undefined),
-      activity: () => undefined,
-      connection: (ws) => (ws === WS ? conn : undefined),
-      onConnection: () => () => undefined,
-    },
-    validator: createSchemaValidator(),
-    logger: pino({ level: 'silent' }),
-    maxListenersPerUser: 2,
-  });
+  const router = routerOver(() => ({ s: conn }), { policy, maxListenersPerUser: 2 });
   const count = (method: string) => upstream.filter((u) => u.method === method).length;
   const notify = (method: string, params?: Record<string, unknown>) => conn.handleLine(JSON.stringify({ jsonrpc: '2.0', method, ...(params ? { params } : {}) }));
   return { router, conn, count, notify };
@@ -140,17 +152,7 @@ describe('router handshake of a multi-server workspace', () => {
     return conn;
   };
   const routerFor = (conns: Record<string, UpstreamConnection | undefined>) =>
-    createWorkspaceRouter({
-      directory: {
-        serverNames: (ws) => (ws === WS ? Object.keys(conns) : undefined),
-        guardrails: () => ({ policy: {}, limits: DEFAULT_LIMITS, forbiddenArgs: [], maxResponseBytes: 1_000_000, concurrentPerServer: 100 }),
-        activity: () => undefined,
-        connection: (ws, name) => (ws === WS ? conns[name] : undefined),
-        onConnection: () => () => undefined,
-      },
-      validator: createSchemaValidator(),
-      logger: pino({ level: 'silent' }),
-    });
+    routerOver(() => conns);
   const init = { jsonrpc: '2.0' as const, id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25' } };
 
   it('claims only what some server declared', async () => {
@@ -192,18 +194,7 @@ describe('router log messages across eras', () => {
       },
     });
     await conn.initialize(1000);
-    const router = createWorkspaceRouter({
-      directory: {
-        serverNames: (ws) => (ws === WS ? ['s'] : undefined),
-        guardrails: () => ({ policy: {}, limits: DEFAULT_LIMITS, forbiddenArgs: [], maxResponseBytes: 1_000_000, concurrentPerServer: 100 }),
-        activity: () => undefined,
-        connection: (ws) => (ws === WS ? conn : undefined),
-        onConnection: () => () => undefined,
-      },
-      validator: createSchemaValidator(),
-      logger: pino({ level: 'silent' }),
-      logLevelLingerMs: 30,
-    });
+    const router = routerOver(() => ({ s: conn }), { logLevelLingerMs: 30 });
     const log = (level: string) => conn.handleLine(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level, data: level } }));
     return { router, conn, levels, order, log };
   }
@@ -341,19 +332,11 @@ describe('router catalogs', () => {
     const old = await serve({ type: 'object', properties: { a: { type: 'string' } }, required: ['a'] });
     let current = old.conn;
     let announce: ((ws: string, server: string, conn: UpstreamConnection) => void) | undefined;
-    const router = createWorkspaceRouter({
-      directory: {
-        serverNames: (ws) => (ws === WS ? ['s'] : undefined),
-        guardrails: () => ({ policy: {}, limits: DEFAULT_LIMITS, forbiddenArgs: [], maxResponseBytes: 1_000_000, concurrentPerServer: 100 }),
-        activity: () => undefined,
-        connection: (ws) => (ws === WS ? current : undefined),
-        onConnection: (l) => {
-          announce = l;
-          return () => undefined;
-        },
+    const router = routerOver(() => ({ s: current }), {
+      onConnection: (l) => {
+        announce = l;
+        return () => undefined;
       },
-      validator: createSchemaValidator(),
-      logger: pino({ level: 'silent' }),
     });
     const { session } = router.initialize(WS, 'bob', 'member', { jsonrpc: '2.0', id: 0, method: 'initialize', params: {} });
     const call = (id: number, args: Record<string, unknown>) => router.request(session, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 't', arguments: args } }, { send: () => false });
